@@ -1,0 +1,168 @@
+/**
+ * Configuration, read once from the environment, typed and validated. This is the only module of
+ * core/, functions/ and worker/ that reads `process.env`. Each section is validated when first asked
+ * for, so a handler that never talks to Kafka does not need its variables; a bad or missing value
+ * throws a ConfigError naming the variable and what to set it to.
+ */
+import { z } from "zod";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function section<T extends z.ZodRawShape>(
+  env: Env,
+  shape: T,
+  names: { [K in keyof T]: string },
+): z.infer<z.ZodObject<T>> {
+  const raw: Record<string, string | undefined> = {};
+  for (const key of Object.keys(shape)) {
+    const value = env[names[key as keyof T]];
+    raw[key] = value === "" ? undefined : value;
+  }
+  const parsed = z.object(shape).safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = String(issue?.path[0] ?? "");
+    const variable = names[key as keyof T] ?? key;
+    throw new ConfigError(`Environment variable ${variable} is missing or invalid: ${issue?.message ?? "bad value"}`);
+  }
+  return parsed.data;
+}
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const brokers = z
+  .string({ error: "set it to a comma-separated list of host:port" })
+  .transform((s) => s.split(",").map((b) => b.trim()).filter(Boolean))
+  .refine((list) => list.length > 0 && list.every((b) => /^[^\s:]+:\d+$/.test(b)), "expected host:port[,host:port]");
+
+export function loadConfig(env: Env = process.env) {
+  const cache = new Map<string, unknown>();
+  const once = <T>(key: string, read: () => T): T => {
+    if (!cache.has(key)) cache.set(key, read());
+    return cache.get(key) as T;
+  };
+  return {
+    aws: () =>
+      once("aws", () =>
+        section(
+          env,
+          { region: z.string().default("us-east-1"), dynamoEndpoint: z.url().optional() },
+          { region: "AWS_REGION", dynamoEndpoint: "DYNAMODB_ENDPOINT" },
+        ),
+      ),
+    table: () =>
+      once("table", () =>
+        section(
+          env,
+          { name: z.string().default("chat"), connectionTtlSeconds: positiveInt(3 * 60 * 60) },
+          { name: "TABLE_NAME", connectionTtlSeconds: "CONNECTION_TTL_SECONDS" },
+        ),
+      ),
+    redis: () =>
+      once("redis", () =>
+        section(
+          env,
+          {
+            url: z.string({ error: "set it to redis://host:port" }).regex(/^rediss?:\/\//, "expected redis://host:port"),
+            recentHistory: positiveInt(200),
+          },
+          { url: "REDIS_URL", recentHistory: "RECENT_HISTORY_SIZE" },
+        ),
+      ),
+    kafka: () =>
+      once("kafka", () =>
+        section(
+          env,
+          {
+            brokers,
+            clientId: z.string().default("chat"),
+            messagesTopic: z.string().default("chat.messages"),
+            deadLetterTopic: z.string().default("chat.messages.dlq"),
+            partitions: positiveInt(6),
+            replicationFactor: positiveInt(1),
+            auth: z.enum(["none", "aws-iam"]).default("none"),
+            ssl: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+          },
+          {
+            brokers: "KAFKA_BROKERS",
+            clientId: "KAFKA_CLIENT_ID",
+            messagesTopic: "MESSAGES_TOPIC",
+            deadLetterTopic: "DEAD_LETTER_TOPIC",
+            partitions: "KAFKA_PARTITIONS",
+            replicationFactor: "KAFKA_REPLICATION_FACTOR",
+            auth: "KAFKA_AUTH",
+            ssl: "KAFKA_SSL",
+          },
+        ),
+      ),
+    database: () =>
+      once("database", () =>
+        section(
+          env,
+          { url: z.string({ error: "set it to postgresql://user@host:port/db" }).regex(/^postgres(ql)?:\/\//) },
+          { url: "DATABASE_URL" },
+        ),
+      ),
+    auth: () =>
+      once("auth", () =>
+        section(
+          env,
+          { jwtSecret: z.string().optional(), jwtSecretArn: z.string().optional() },
+          { jwtSecret: "JWT_SECRET", jwtSecretArn: "JWT_SECRET_ARN" },
+        ),
+      ),
+    rateLimit: () =>
+      once("rateLimit", () =>
+        section(
+          env,
+          {
+            perSecond: positiveInt(20),
+            burst: positiveInt(40),
+            scope: z.enum(["connection", "user"]).default("connection"),
+          },
+          { perSecond: "RATE_LIMIT_PER_SECOND", burst: "RATE_LIMIT_BURST", scope: "RATE_LIMIT_SCOPE" },
+        ),
+      ),
+    management: () =>
+      once("management", () =>
+        section(env, { endpoint: z.url({ error: "set it to the API's https://…/{stage} URL" }) }, { endpoint: "MANAGEMENT_ENDPOINT" }),
+      ),
+    fanout: () =>
+      once("fanout", () =>
+        section(
+          env,
+          {
+            shards: positiveInt(16),
+            concurrency: positiveInt(64),
+            leaseMs: positiveInt(3000),
+            workerId: z.string().optional(),
+          },
+          { shards: "FANOUT_SHARDS", concurrency: "FANOUT_CONCURRENCY", leaseMs: "FANOUT_LEASE_MS", workerId: "WORKER_ID" },
+        ),
+      ),
+    persister: () =>
+      once("persister", () =>
+        section(
+          env,
+          { groupId: z.string().default("chat-persister"), healthPort: z.coerce.number().int().min(0).optional() },
+          { groupId: "PERSISTER_GROUP_ID", healthPort: "HEALTH_PORT" },
+        ),
+      ),
+    log: () =>
+      once("log", () =>
+        section(
+          env,
+          { level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") },
+          { level: "LOG_LEVEL" },
+        ),
+      ),
+  };
+}
+
+export type Config = ReturnType<typeof loadConfig>;
+
+/** The process's configuration, read from its environment. */
+export const config: Config = loadConfig();

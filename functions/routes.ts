@@ -1,0 +1,37 @@
+/**
+ * The route table: the single source of truth for which handler serves which route key. The local
+ * API Gateway emulator and the CDK stack both read it. Each handler lives in `functions/<file>.ts`
+ * and exports `handler`.
+ */
+
+export interface RouteDefinition {
+  /** API Gateway route key: `$connect`, `$disconnect`, `$default` or an `action` value. */
+  routeKey: string;
+  /** File under functions/, without extension. */
+  file: string;
+  /** Whether the handler's `body` is sent back to the caller (a two-way route with a route response). */
+  routeResponse: boolean;
+}
+
+/** API Gateway's route selection expression for this API. */
+export const ROUTE_SELECTION_EXPRESSION = "$request.body.action";
+
+/** The REQUEST authorizer on `$connect`. */
+export const AUTHORIZER = { file: "authorizer" } as const;
+
+export const ROUTES: readonly RouteDefinition[] = [
+  { routeKey: "$connect", file: "connect", routeResponse: false },
+  { routeKey: "$disconnect", file: "disconnect", routeResponse: false },
+  { routeKey: "joinRoom", file: "join-room", routeResponse: true },
+  { routeKey: "leaveRoom", file: "leave-room", routeResponse: true },
+  { routeKey: "sendMessage", file: "send-message", routeResponse: true },
+  { routeKey: "getHistory", file: "get-history", routeResponse: true },
+  { routeKey: "ping", file: "ping", routeResponse: true },
+  { routeKey: "$default", file: "default", routeResponse: true },
+];
+
+/** The long-running processes under worker/, each its own entry point and ECS service. */
+export const WORKERS = [
+  { name: "fanout", entry: "worker/fanout.ts" },
+  { name: "persister", entry: "worker/persister.ts" },
+] as const;
