@@ -27,7 +27,9 @@ function section<T extends z.ZodRawShape>(
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? "");
     const variable = names[key as keyof T] ?? key;
-    throw new ConfigError(`Environment variable ${variable} is missing or invalid: ${issue?.message ?? "bad value"}`);
+    throw new ConfigError(
+      `Environment variable ${variable} is missing or invalid: ${issue?.message ?? "bad value"}`,
+    );
   }
   return parsed.data;
 }
@@ -35,8 +37,16 @@ function section<T extends z.ZodRawShape>(
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const brokers = z
   .string({ error: "set it to a comma-separated list of host:port" })
-  .transform((s) => s.split(",").map((b) => b.trim()).filter(Boolean))
-  .refine((list) => list.length > 0 && list.every((b) => /^[^\s:]+:\d+$/.test(b)), "expected host:port[,host:port]");
+  .transform((s) =>
+    s
+      .split(",")
+      .map((b) => b.trim())
+      .filter(Boolean),
+  )
+  .refine(
+    (list) => list.length > 0 && list.every((b) => /^[^\s:]+:\d+$/.test(b)),
+    "expected host:port[,host:port]",
+  );
 
 export function loadConfig(env: Env = process.env) {
   const cache = new Map<string, unknown>();
@@ -66,7 +76,9 @@ export function loadConfig(env: Env = process.env) {
         section(
           env,
           {
-            url: z.string({ error: "set it to redis://host:port" }).regex(/^rediss?:\/\//, "expected redis://host:port"),
+            url: z
+              .string({ error: "set it to redis://host:port" })
+              .regex(/^rediss?:\/\//, "expected redis://host:port"),
             recentHistory: positiveInt(200),
           },
           { url: "REDIS_URL", recentHistory: "RECENT_HISTORY_SIZE" },
@@ -84,7 +96,10 @@ export function loadConfig(env: Env = process.env) {
             partitions: positiveInt(6),
             replicationFactor: positiveInt(1),
             auth: z.enum(["none", "aws-iam"]).default("none"),
-            ssl: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+            ssl: z
+              .enum(["true", "false"])
+              .default("false")
+              .transform((v) => v === "true"),
           },
           {
             brokers: "KAFKA_BROKERS",
@@ -102,7 +117,9 @@ export function loadConfig(env: Env = process.env) {
       once("database", () =>
         section(
           env,
-          { url: z.string({ error: "set it to postgresql://user@host:port/db" }).regex(/^postgres(ql)?:\/\//) },
+          {
+            url: z.string({ error: "set it to postgresql://user@host:port/db" }).regex(/^postgres(ql)?:\/\//),
+          },
           { url: "DATABASE_URL" },
         ),
       ),
@@ -128,7 +145,11 @@ export function loadConfig(env: Env = process.env) {
       ),
     management: () =>
       once("management", () =>
-        section(env, { endpoint: z.url({ error: "set it to the API's https://…/{stage} URL" }) }, { endpoint: "MANAGEMENT_ENDPOINT" }),
+        section(
+          env,
+          { endpoint: z.url({ error: "set it to the API's https://…/{stage} URL" }) },
+          { endpoint: "MANAGEMENT_ENDPOINT" },
+        ),
       ),
     fanout: () =>
       once("fanout", () =>
@@ -140,14 +161,22 @@ export function loadConfig(env: Env = process.env) {
             leaseMs: positiveInt(3000),
             workerId: z.string().optional(),
           },
-          { shards: "FANOUT_SHARDS", concurrency: "FANOUT_CONCURRENCY", leaseMs: "FANOUT_LEASE_MS", workerId: "WORKER_ID" },
+          {
+            shards: "FANOUT_SHARDS",
+            concurrency: "FANOUT_CONCURRENCY",
+            leaseMs: "FANOUT_LEASE_MS",
+            workerId: "WORKER_ID",
+          },
         ),
       ),
     persister: () =>
       once("persister", () =>
         section(
           env,
-          { groupId: z.string().default("chat-persister"), healthPort: z.coerce.number().int().min(0).optional() },
+          {
+            groupId: z.string().default("chat-persister"),
+            healthPort: z.coerce.number().int().min(0).optional(),
+          },
           { groupId: "PERSISTER_GROUP_ID", healthPort: "HEALTH_PORT" },
         ),
       ),

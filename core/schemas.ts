@@ -21,7 +21,11 @@ const roomId = z.string().regex(ROOM_ID_PATTERN, "roomId must be 1-64 characters
 const clientMsgId = z
   .string()
   .regex(CLIENT_MSG_ID_PATTERN, "clientMsgId must be 1-64 characters of A-Z a-z 0-9 _ -");
-const seqBound = z.number().int("must be an integer").min(0, "must not be negative").max(Number.MAX_SAFE_INTEGER);
+const seqBound = z
+  .number()
+  .int("must be an integer")
+  .min(0, "must not be negative")
+  .max(Number.MAX_SAFE_INTEGER);
 
 /** Counts Unicode code points, as PROTOCOL.md measures `text`. */
 export function codePointLength(text: string): number {

@@ -1,0 +1,47 @@
+/**
+ * Named errors, each marked retriable or permanent. Status codes and error frames are chosen only at
+ * the edge (functions/), from these.
+ */
+
+export abstract class ChatError extends Error {
+  abstract readonly retriable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A dependency behind the gateway failed in a way a retry may fix (INTERNAL to the client). */
+export class DependencyError extends ChatError {
+  override name = "DependencyError";
+  readonly retriable = true;
+  constructor(
+    readonly dependency: "dynamodb" | "redis" | "kafka" | "postgres" | "management-api" | "secrets",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A Kafka record that can never be decoded or stored; it goes to the dead-letter topic. */
+export class PoisonRecordError extends ChatError {
+  override name = "PoisonRecordError";
+  readonly retriable = false;
+}
+
+/** The same clientMsgId was sent before with a different room or text. */
+export class ConflictingRetryError extends ChatError {
+  override name = "ConflictingRetryError";
+  readonly retriable = false;
+}
+
+/** The caller lost a lease it was working under; whatever it was doing must stop. */
+export class LeaseLostError extends ChatError {
+  override name = "LeaseLostError";
+  readonly retriable = true;
+}
+
+/** Whether an error is worth retrying: ours say so; anything unknown is treated as transient. */
+export function isRetriable(error: unknown): boolean {
+  return error instanceof ChatError ? error.retriable : true;
+}
