@@ -79,9 +79,10 @@ export function loadConfig(env: Env = process.env) {
             url: z
               .string({ error: "set it to redis://host:port" })
               .regex(/^rediss?:\/\//, "expected redis://host:port"),
+            authSecretArn: z.string().optional(),
             recentHistory: positiveInt(200),
           },
-          { url: "REDIS_URL", recentHistory: "RECENT_HISTORY_SIZE" },
+          { url: "REDIS_URL", authSecretArn: "REDIS_AUTH_SECRET_ARN", recentHistory: "RECENT_HISTORY_SIZE" },
         ),
       ),
     kafka: () =>
@@ -118,9 +119,13 @@ export function loadConfig(env: Env = process.env) {
         section(
           env,
           {
-            url: z.string({ error: "set it to postgresql://user@host:port/db" }).regex(/^postgres(ql)?:\/\//),
+            url: z
+              .string()
+              .regex(/^postgres(ql)?:\/\//, "expected postgresql://user@host:port/db")
+              .optional(),
+            secretArn: z.string().optional(),
           },
-          { url: "DATABASE_URL" },
+          { url: "DATABASE_URL", secretArn: "DATABASE_SECRET_ARN" },
         ),
       ),
     auth: () =>

@@ -1,0 +1,64 @@
+/**
+ * Secrets: on AWS they live in Secrets Manager and are named by ARN in the environment; on the local
+ * stack they are given directly. Each is fetched once per process (a Lambda's cold start).
+ */
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { ConfigError, config } from "./config";
+import { DependencyError } from "./errors";
+
+const cache = new Map<string, Promise<string>>();
+let client: SecretsManagerClient | undefined;
+
+/** The secret string stored under `arn`. */
+export function readSecret(arn: string): Promise<string> {
+  let value = cache.get(arn);
+  if (!value) {
+    client ??= new SecretsManagerClient({ region: config.aws().region });
+    value = client
+      .send(new GetSecretValueCommand({ SecretId: arn }))
+      .then((out) => {
+        if (!out.SecretString) throw new DependencyError("secrets", `secret ${arn} holds no string`);
+        return out.SecretString;
+      })
+      .catch((cause) => {
+        cache.delete(arn);
+        throw cause instanceof DependencyError
+          ? cause
+          : new DependencyError("secrets", `could not read secret ${arn}`, { cause });
+      });
+    cache.set(arn, value);
+  }
+  return value;
+}
+
+/** The JWT signing secret: JWT_SECRET, or the secret named by JWT_SECRET_ARN. */
+export async function jwtSecret(): Promise<string> {
+  const { jwtSecret: direct, jwtSecretArn } = config.auth();
+  if (direct) return direct;
+  if (jwtSecretArn) return readSecret(jwtSecretArn);
+  throw new ConfigError(
+    "Environment variable JWT_SECRET (or JWT_SECRET_ARN) is missing: set the token signing secret",
+  );
+}
+
+/** The PostgreSQL URL: DATABASE_URL, or one built from the RDS secret named by DATABASE_SECRET_ARN. */
+export async function databaseUrl(): Promise<string> {
+  const { url, secretArn } = config.database();
+  if (url) return url;
+  if (!secretArn) {
+    throw new ConfigError(
+      "Environment variable DATABASE_URL is missing: set it to postgresql://user@host:port/db",
+    );
+  }
+  const secret = JSON.parse(await readSecret(secretArn)) as Record<string, unknown>;
+  const user = encodeURIComponent(String(secret.username ?? ""));
+  const password = encodeURIComponent(String(secret.password ?? ""));
+  const db = encodeURIComponent(String(secret.dbname ?? "chat"));
+  return `postgresql://${user}:${password}@${String(secret.host)}:${String(secret.port ?? 5432)}/${db}?sslmode=no-verify`;
+}
+
+/** The Redis AUTH token where REDIS_AUTH_SECRET_ARN names one (ElastiCache), else none. */
+export async function redisPassword(): Promise<string | undefined> {
+  const { authSecretArn } = config.redis();
+  return authSecretArn ? readSecret(authSecretArn) : undefined;
+}
