@@ -1,0 +1,209 @@
+/**
+ * The message table in PostgreSQL, through Prisma (driver adapter `pg`: no query engine binary).
+ *
+ * Writes are idempotent on messageId because Kafka replays happen. A different message claiming a
+ * (roomId, seq) that is already taken is never treated as written: {@link MessageConflictError}
+ * names it, and the caller (the persister) sends it to the dead-letter topic.
+ */
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "../../prisma/generated/client";
+import { ChatError } from "../errors";
+import type { HistoryQuery, MessageRepository } from "../ports";
+import type { ChatMessage } from "../schemas";
+
+/** A message that collides with a stored row of another messageId on (roomId, seq). */
+export interface MessageConflict {
+  message: ChatMessage;
+  /** The messageId already stored at that (roomId, seq), or the stored row's (roomId, seq) when the ids match but the place differs. */
+  reason: string;
+}
+
+/**
+ * Some messages of an insertMany call could not be stored because their (roomId, seq) belongs to
+ * another message (or their messageId is stored at another place). Every other message of the call
+ * was written before this was thrown. Permanent: retrying cannot succeed.
+ */
+export class MessageConflictError extends ChatError {
+  override name = "MessageConflictError";
+  readonly retriable = false;
+  constructor(
+    readonly conflicts: MessageConflict[],
+    /** Rows the call did write. */
+    readonly written: number,
+  ) {
+    super(`${conflicts.length} message(s) conflict with stored messages on (roomId, seq)`);
+  }
+}
+
+/** A message that PostgreSQL can never store as given (NUL character, ill-formed Unicode). */
+export class UnstorableMessageError extends ChatError {
+  override name = "UnstorableMessageError";
+  readonly retriable = false;
+  constructor(
+    readonly messageId: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`message ${messageId} cannot be stored: ${reason}`, options);
+  }
+}
+
+/** The messages table does not exist: migrations have not been applied to this database. */
+export class MissingTableError extends ChatError {
+  override name = "MissingTableError";
+  readonly retriable = false;
+}
+
+type Row = {
+  messageId: string;
+  roomId: string;
+  seq: bigint;
+  senderId: string;
+  senderName: string | null;
+  text: string;
+  sentAt: Date;
+  clientMsgId: string;
+};
+
+function toMessage(row: Row): ChatMessage {
+  const m: ChatMessage = {
+    messageId: row.messageId,
+    roomId: row.roomId,
+    seq: Number(row.seq),
+    senderId: row.senderId,
+    text: row.text,
+    sentAt: row.sentAt.toISOString(),
+    clientMsgId: row.clientMsgId,
+  };
+  if (row.senderName !== null) m.senderName = row.senderName;
+  return m;
+}
+
+/**
+ * Why PostgreSQL could never store this message as given, or undefined when it can. Text columns
+ * refuse U+0000, and a lone surrogate would be silently replaced on encoding (not byte for byte).
+ */
+export function unstorableReason(m: ChatMessage): string | undefined {
+  for (const [field, value] of Object.entries(m)) {
+    if (typeof value !== "string") continue;
+    if (value.includes("\u0000")) return `${field} holds a NUL character, which PostgreSQL text cannot store`;
+    if (!value.isWellFormed()) return `${field} is not well-formed Unicode (lone surrogate)`;
+  }
+  return undefined;
+}
+
+/** {@link MessageRepository} on PostgreSQL through Prisma. */
+export class PrismaMessageRepository implements MessageRepository {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  /**
+   * Writes the messages in one statement, skipping any whose messageId is stored already.
+   * @returns the number of rows written.
+   * @throws UnstorableMessageError before writing anything when a message can never be stored.
+   * @throws MessageConflictError after writing the others, when some collide on (roomId, seq).
+   */
+  async insertMany(messages: ChatMessage[]): Promise<number> {
+    if (messages.length === 0) return 0;
+    for (const m of messages) {
+      const reason = unstorableReason(m);
+      if (reason) throw new UnstorableMessageError(m.messageId, reason);
+    }
+    const { count } = await this.prisma.message.createMany({
+      data: messages.map((m) => ({
+        messageId: m.messageId,
+        roomId: m.roomId,
+        seq: BigInt(m.seq),
+        senderId: m.senderId,
+        senderName: m.senderName ?? null,
+        text: m.text,
+        sentAt: new Date(m.sentAt),
+        clientMsgId: m.clientMsgId,
+      })),
+      // ON CONFLICT DO NOTHING: skips both a replayed messageId and a taken (roomId, seq); the
+      // second is told apart below, since it is data loss, not a replay.
+      skipDuplicates: true,
+    });
+    if (count === messages.length) return count;
+    const stored = await this.prisma.message.findMany({
+      where: { messageId: { in: messages.map((m) => m.messageId) } },
+      select: { messageId: true, roomId: true, seq: true },
+    });
+    const byId = new Map(stored.map((r) => [r.messageId, r]));
+    const conflicts: MessageConflict[] = [];
+    for (const m of messages) {
+      const row = byId.get(m.messageId);
+      if (!row) {
+        const holder = await this.prisma.message.findUnique({
+          where: { roomId_seq: { roomId: m.roomId, seq: BigInt(m.seq) } },
+          select: { messageId: true },
+        });
+        conflicts.push({
+          message: m,
+          reason: `seq ${m.seq} of room ${m.roomId} is taken by message ${holder?.messageId ?? "(unknown)"}`,
+        });
+      } else if (row.roomId !== m.roomId || row.seq !== BigInt(m.seq)) {
+        conflicts.push({
+          message: m,
+          reason: `messageId is stored at room ${row.roomId} seq ${row.seq}, not room ${m.roomId} seq ${m.seq}`,
+        });
+      }
+    }
+    if (conflicts.length > 0) throw new MessageConflictError(conflicts, count);
+    return count;
+  }
+
+  async range(roomId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    const take = Math.max(0, Math.floor(query.limit));
+    if (take === 0) return [];
+    if (query.afterSeq !== undefined) {
+      const rows = await this.prisma.message.findMany({
+        where: { roomId, seq: { gt: BigInt(query.afterSeq) } },
+        orderBy: { seq: "asc" },
+        take,
+      });
+      return rows.map(toMessage);
+    }
+    const rows = await this.prisma.message.findMany({
+      where: query.beforeSeq !== undefined ? { roomId, seq: { lt: BigInt(query.beforeSeq) } } : { roomId },
+      orderBy: { seq: "desc" },
+      take,
+    });
+    return rows.reverse().map(toMessage);
+  }
+
+  async maxSeq(roomId: string): Promise<number> {
+    const { _max } = await this.prisma.message.aggregate({ where: { roomId }, _max: { seq: true } });
+    return _max.seq === null ? 0 : Number(_max.seq);
+  }
+
+  /** Fails with a sentence when the messages table is missing (migrations not applied). */
+  async assertReady(): Promise<void> {
+    const rows = await this.prisma.$queryRaw<
+      { found: string | null }[]
+    >`SELECT to_regclass('messages')::text AS found`;
+    if (!rows[0]?.found) {
+      throw new MissingTableError(
+        "The messages table does not exist in this database: apply the migrations first (npm run db:migrate)",
+      );
+    }
+  }
+
+  async disconnect(): Promise<void> {
+    await this.prisma.$disconnect();
+  }
+}
+
+/** Options of {@link createMessageRepository}. */
+export interface MessageRepositoryOptions {
+  /** Most connections the pool opens (default 5: one persister batch at a time, plus history reads). */
+  maxConnections?: number;
+}
+
+/** A repository on the database at `databaseUrl` (postgresql://…). */
+export function createMessageRepository(
+  databaseUrl: string,
+  options: MessageRepositoryOptions = {},
+): PrismaMessageRepository {
+  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 5 });
+  return new PrismaMessageRepository(new PrismaClient({ adapter }));
+}
