@@ -1,0 +1,205 @@
+/**
+ * The chat domain: what each client action does, independent of Lambda and of the gateway. Handlers
+ * in functions/ parse the event, call one of these and map the outcome to a frame.
+ */
+import { ulid } from "ulid";
+import type { RedisMessageBus } from "./adapters/redis";
+import { keys, shardOf } from "./adapters/redis";
+import type { ConnectionStore, EventLog, MessageRepository } from "./ports";
+import {
+  type ChatMessage,
+  type GetHistoryFrame,
+  HISTORY_DEFAULT_LIMIT,
+  type MessageFrame,
+  type SendMessageFrame,
+  toMessageFrame,
+} from "./schemas";
+
+/** API Gateway's limit on one message (route responses included) is 128 KB; keep a margin. */
+export const MAX_RESPONSE_BYTES = 120 * 1024;
+
+export interface ChatDeps {
+  store: ConnectionStore;
+  bus: RedisMessageBus;
+  log: EventLog;
+  /** Opened on first use: most invocations never read PostgreSQL. */
+  repository: () => Promise<MessageRepository>;
+  rateLimit: { perSecond: number; burst: number; scope: "connection" | "user" };
+  fanoutShards: number;
+  connectionTtlSeconds: number;
+  now?: () => number;
+  newId?: () => string;
+}
+
+export interface Caller {
+  connectionId: string;
+  userId: string;
+  name?: string;
+}
+
+export type SendOutcome =
+  | { ok: true; messageId: string; seq: number }
+  | { ok: false; code: "NOT_A_MEMBER" | "RATE_LIMITED" };
+
+export type HistoryOutcome =
+  | { ok: true; messages: MessageFrame[]; hasMore: boolean }
+  | { ok: false; code: "NOT_A_MEMBER" };
+
+export class ChatService {
+  private readonly now: () => number;
+  private readonly newId: () => string;
+
+  constructor(private readonly deps: ChatDeps) {
+    this.now = deps.now ?? Date.now;
+    this.newId = deps.newId ?? (() => ulid());
+  }
+
+  private expiresAt(): number {
+    return Math.floor(this.now() / 1000) + this.deps.connectionTtlSeconds;
+  }
+
+  async connect(caller: Caller): Promise<void> {
+    await this.deps.store.putConnection({
+      connectionId: caller.connectionId,
+      userId: caller.userId,
+      name: caller.name,
+      connectedAt: this.now(),
+      expiresAt: this.expiresAt(),
+    });
+  }
+
+  /** Removes the connection's records; safe to call twice, and for a connection never recorded. */
+  async disconnect(connectionId: string): Promise<void> {
+    const rooms = await this.deps.store.removeConnection(connectionId);
+    await this.deps.bus.bumpMembership(rooms);
+  }
+
+  /** Joins the room (idempotent) and answers its newest seq. */
+  async join(caller: Caller, roomId: string): Promise<{ lastSeq: number }> {
+    await this.deps.store.joinRoom(caller.connectionId, roomId, caller.userId, this.expiresAt());
+    const [lastSeq] = await Promise.all([this.roomSeq(roomId), this.deps.bus.bumpMembership([roomId])]);
+    return { lastSeq };
+  }
+
+  async leave(caller: Caller, roomId: string): Promise<void> {
+    await this.deps.store.leaveRoom(caller.connectionId, roomId);
+    await this.deps.bus.bumpMembership([roomId]);
+  }
+
+  /**
+   * The room's newest seq. When Redis does not know the room (a new room, or a Redis that lost its
+   * data) the counter is seeded from PostgreSQL, so seqs never go backwards.
+   */
+  private async roomSeq(roomId: string): Promise<number> {
+    const known = await this.deps.bus.currentSeq(roomId);
+    if (known !== undefined) return known;
+    const stored = await (await this.deps.repository()).maxSeq(roomId);
+    return this.deps.bus.seedSeq(roomId, stored);
+  }
+
+  /**
+   * Accepts a message: one atomic Redis step (dedupe, rate limit, seq, recent history, fan-out
+   * stream), then the Kafka append, and only then the ack. A retry with the same clientMsgId finds the
+   * dedupe record and repeats only the append if Kafka never confirmed it.
+   */
+  async send(caller: Caller, frame: SendMessageFrame): Promise<SendOutcome> {
+    const { bus, store, rateLimit } = this.deps;
+    if (!(await store.isMember(caller.connectionId, frame.roomId)))
+      return { ok: false, code: "NOT_A_MEMBER" };
+    const draft: Omit<ChatMessage, "seq"> = {
+      messageId: this.newId(),
+      roomId: frame.roomId,
+      senderId: caller.userId,
+      ...(caller.name !== undefined ? { senderName: caller.name } : {}),
+      text: frame.text,
+      sentAt: new Date(this.now()).toISOString(),
+      clientMsgId: frame.clientMsgId,
+    };
+    const input = {
+      message: draft,
+      rateKey:
+        rateLimit.scope === "user"
+          ? keys.rate("user", caller.userId)
+          : keys.rate("conn", caller.connectionId),
+      ratePerSecond: rateLimit.perSecond,
+      burst: rateLimit.burst,
+      shard: shardOf(frame.roomId, this.deps.fanoutShards),
+    };
+    let outcome = await bus.accept(input);
+    if (outcome.status === "no-seq") {
+      await this.roomSeq(frame.roomId);
+      outcome = await bus.accept(input);
+    }
+    switch (outcome.status) {
+      case "rate-limited":
+        return { ok: false, code: "RATE_LIMITED" };
+      case "no-seq":
+        throw new Error(`room ${frame.roomId} has no seq counter after seeding it`);
+      case "accepted":
+      case "duplicate": {
+        const { message } = outcome;
+        if (outcome.status === "accepted" || !outcome.logged) {
+          await this.deps.log.append([message]);
+          await bus.markLogged(message.senderId, message.clientMsgId);
+        }
+        return { ok: true, messageId: message.messageId, seq: message.seq };
+      }
+    }
+  }
+
+  /**
+   * History in ascending seq. Recent messages come from Redis, older ones from PostgreSQL; the answer
+   * is the same either way. Answers fewer than `limit` (with hasMore) when the frame would pass the
+   * gateway's message size limit.
+   */
+  async history(caller: Caller, frame: GetHistoryFrame): Promise<HistoryOutcome> {
+    if (!(await this.deps.store.isMember(caller.connectionId, frame.roomId))) {
+      return { ok: false, code: "NOT_A_MEMBER" };
+    }
+    const limit = frame.limit ?? HISTORY_DEFAULT_LIMIT;
+    const forward = frame.afterSeq !== undefined;
+    const found = forward
+      ? await this.forward(frame.roomId, frame.afterSeq ?? 0, limit + 1)
+      : await this.backward(frame.roomId, frame.beforeSeq ?? Number.POSITIVE_INFINITY, limit + 1);
+    let hasMore = found.length > limit;
+    const page = forward ? found.slice(0, limit) : found.slice(Math.max(0, found.length - limit));
+    let frames = page.map(toMessageFrame);
+    while (frames.length > 0 && JSON.stringify(frames).length + 200 > MAX_RESPONSE_BYTES) {
+      hasMore = true;
+      frames = forward ? frames.slice(0, -1) : frames.slice(1);
+    }
+    return { ok: true, messages: frames, hasMore };
+  }
+
+  /** The oldest `count` messages with seq > afterSeq. */
+  private async forward(roomId: string, afterSeq: number, count: number): Promise<ChatMessage[]> {
+    const { bus } = this.deps;
+    const floor = await bus.recentFloor(roomId);
+    if (floor !== undefined && afterSeq + 1 >= floor) {
+      return bus.recentRange(roomId, afterSeq, Number.POSITIVE_INFINITY, count, "oldest");
+    }
+    const stored = await (await this.deps.repository()).range(roomId, { afterSeq, limit: count });
+    if (stored.length >= count || floor === undefined) return stored;
+    const last = stored.at(-1)?.seq ?? afterSeq;
+    const recent = await bus.recentRange(
+      roomId,
+      last,
+      Number.POSITIVE_INFINITY,
+      count - stored.length,
+      "oldest",
+    );
+    return [...stored, ...recent];
+  }
+
+  /** The newest `count` messages with seq < beforeSeq, ascending. */
+  private async backward(roomId: string, beforeSeq: number, count: number): Promise<ChatMessage[]> {
+    const recent = await this.deps.bus.recentRange(roomId, 0, beforeSeq, count, "newest");
+    const lowest = recent[0]?.seq ?? beforeSeq;
+    if (recent.length >= count || lowest <= 1) return recent;
+    const older = await (await this.deps.repository()).range(roomId, {
+      ...(Number.isFinite(lowest) ? { beforeSeq: lowest } : {}),
+      limit: count - recent.length,
+    });
+    return [...older, ...recent];
+  }
+}

@@ -1,0 +1,19 @@
+/** `getHistory`: a page of the room's messages in ascending seq; membership required. */
+import { GetHistoryFrame } from "../core/schemas";
+import { getServices } from "../core/wiring";
+import { describeIssue, errorReply, reply, route } from "./respond";
+
+export const handler = route("getHistory", async (body, caller) => {
+  const frame = GetHistoryFrame.safeParse(body);
+  if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error), { action: "getHistory" });
+  const outcome = await (await getServices()).chat.history(caller, frame.data);
+  if (!outcome.ok) {
+    return errorReply("NOT_A_MEMBER", "Join the room before reading its history.", { action: "getHistory" });
+  }
+  return reply({
+    type: "history",
+    roomId: frame.data.roomId,
+    messages: outcome.messages,
+    hasMore: outcome.hasMore,
+  });
+});

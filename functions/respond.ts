@@ -1,0 +1,95 @@
+/**
+ * What every route handler shares: reading the caller and the frame from the event, the error
+ * frames of PROTOCOL.md, and the mapping of unexpected failures to INTERNAL.
+ */
+import type { z } from "zod";
+import type { Caller } from "../core/chat";
+import { createLogger } from "../core/logger";
+import type { ErrorCode, ErrorFrame, ServerFrame } from "../core/schemas";
+import type { HandlerResult, WebSocketEvent } from "./event";
+
+const log = createLogger("handler");
+
+export function reply(frame: ServerFrame): HandlerResult {
+  return { statusCode: 200, body: JSON.stringify(frame) };
+}
+
+export function errorReply(
+  code: ErrorCode,
+  message: string,
+  echo: { action?: unknown; clientMsgId?: unknown } = {},
+): HandlerResult {
+  const frame: ErrorFrame = { type: "error", code, message };
+  if (typeof echo.action === "string") frame.action = echo.action;
+  if (typeof echo.clientMsgId === "string") frame.clientMsgId = echo.clientMsgId;
+  return reply(frame);
+}
+
+/** The caller as the authorizer described it on `$connect`. */
+export function callerOf(event: WebSocketEvent): Caller {
+  const auth = event.requestContext.authorizer ?? {};
+  const userId = auth.userId ?? auth.principalId;
+  if (!userId)
+    throw new Error("the event carries no authorizer context: is the authorizer attached to $connect?");
+  return {
+    connectionId: event.requestContext.connectionId,
+    userId,
+    ...(auth.name ? { name: auth.name } : {}),
+  };
+}
+
+/** The body as a JSON object, or undefined when it is not one. */
+export function parseBody(event: WebSocketEvent): Record<string, unknown> | undefined {
+  if (typeof event.body !== "string") return undefined;
+  try {
+    const value: unknown = JSON.parse(event.body);
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A sentence naming the first problem of a frame that did not match its schema. */
+export function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return "The frame is not valid.";
+  const field = issue.path.join(".");
+  if (issue.code === "invalid_type") {
+    return issue.input === undefined
+      ? `The field "${field}" is required.`
+      : `The field "${field}" must be ${issue.expected === "number" ? "a number" : `a ${issue.expected}`}.`;
+  }
+  return field ? `The field "${field}" is not valid: ${issue.message}.` : `${issue.message}.`;
+}
+
+type RouteWork = (frame: Record<string, unknown>, caller: Caller) => Promise<HandlerResult>;
+
+/**
+ * A route handler over a JSON-object frame: logs with the request's keys (never the body), and
+ * answers INTERNAL for any failure the route did not map, echoing the action and clientMsgId.
+ */
+export function route(action: string, work: RouteWork) {
+  return async (event: WebSocketEvent): Promise<HandlerResult> => {
+    const started = Date.now();
+    const frame = parseBody(event);
+    if (!frame) return errorReply("BAD_REQUEST", "The frame must be a JSON object.", { action });
+    const context = {
+      connectionId: event.requestContext.connectionId,
+      requestId: event.requestContext.requestId,
+      action,
+    };
+    try {
+      const result = await work(frame, callerOf(event));
+      log.debug({ ...context, ms: Date.now() - started }, "handled");
+      return result;
+    } catch (error) {
+      log.error({ ...context, err: error }, "route failed");
+      return errorReply("INTERNAL", "Something failed behind the gateway; retrying is safe.", {
+        action,
+        clientMsgId: frame.clientMsgId,
+      });
+    }
+  };
+}

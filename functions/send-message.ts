@@ -1,0 +1,27 @@
+/** `sendMessage`: validate, accept (dedupe, seq, fan-out), append to Kafka, then ack. */
+import { codePointLength, MAX_TEXT_CODE_POINTS, SendMessageFrame } from "../core/schemas";
+import { getServices } from "../core/wiring";
+import { describeIssue, errorReply, reply, route } from "./respond";
+
+const ERRORS = {
+  NOT_A_MEMBER: "Join the room before sending to it.",
+  RATE_LIMITED: "Too many messages: slow down and retry with the same clientMsgId.",
+} as const;
+
+export const handler = route("sendMessage", async (body, caller) => {
+  const echo = { action: "sendMessage", clientMsgId: body.clientMsgId };
+  if (typeof body.text === "string" && codePointLength(body.text) > MAX_TEXT_CODE_POINTS) {
+    return errorReply("TOO_LARGE", `The text is longer than ${MAX_TEXT_CODE_POINTS} characters.`, echo);
+  }
+  const frame = SendMessageFrame.safeParse(body);
+  if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error), echo);
+  const outcome = await (await getServices()).chat.send(caller, frame.data);
+  if (!outcome.ok) return errorReply(outcome.code, ERRORS[outcome.code], echo);
+  return reply({
+    type: "ack",
+    roomId: frame.data.roomId,
+    clientMsgId: frame.data.clientMsgId,
+    messageId: outcome.messageId,
+    seq: outcome.seq,
+  });
+});
