@@ -119,6 +119,14 @@ const DEFAULT_INTEGRATION_TIMEOUT_MS = 29_000;
 /** How long a closing handshake may take before the socket is cut. */
 const CLOSE_GRACE_MS = 1000;
 
+/** The close code ws sends for each of its protocol errors. */
+const PROTOCOL_ERROR_CODES: Record<string, number> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: 1009,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: 1008,
+  WS_ERR_INVALID_UTF8: 1007,
+};
+
 const silentLogger: GatewayLogger = { info() {}, warn() {}, error() {} };
 
 interface Connection extends ConnectionFacts, ManagedConnection {
@@ -411,8 +419,17 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         created.lastActiveAt = Date.now();
         created.idleTimer.refresh();
       });
-      ws.on("error", (error) => {
-        log.warn({ connectionId: created.connectionId, err: error }, "WebSocket error");
+      ws.on("error", (error: Error & { code?: string }) => {
+        // ws closes the connection after a protocol error; $disconnect reports the code it sent.
+        const code = PROTOCOL_ERROR_CODES[error.code ?? ""] ?? 1002;
+        if (created.open) {
+          created.open = false;
+          created.closedBy = { code, reason: "" };
+        }
+        log.warn(
+          { connectionId: created.connectionId, code, wsError: error.code },
+          "WebSocket protocol error",
+        );
       });
       ws.on("close", (code: number, reason: Buffer) => {
         created.open = false;

@@ -1,0 +1,832 @@
+/**
+ * Conformance of the API Gateway WebSocket emulator (local/gateway) to API Gateway's documented
+ * behaviour, through a real `ws` client and the real management API client.
+ *
+ * One suite of checks holds for the real app on any implementation (`realAppSuite`): it runs against
+ * the emulator with fixture handlers that answer as the app does, and against a deployed API when
+ * CONFORMANCE_WS_URL, CONFORMANCE_MANAGEMENT_ENDPOINT and CONFORMANCE_TOKEN (and AWS credentials)
+ * are set. The checks that need fixture handlers (echo, throw, non-2xx...) run against the emulator
+ * only.
+ */
+import { randomUUID } from "node:crypto";
+import http from "node:http";
+import net from "node:net";
+import {
+  ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
+  GetConnectionCommand,
+  PostToConnectionCommand,
+} from "@aws-sdk/client-apigatewaymanagementapi";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import WebSocket from "ws";
+import { type GatewayLogger, type RunningGateway, startGateway } from "../local/gateway";
+import { openClient, type TestClient, upgradeStatus, withQuery } from "./gateway-client";
+import { createFixtures, type Fixtures } from "./gateway-fixtures";
+
+const STAGE = "dev";
+const ID_PATTERN = /^[A-Za-z0-9+/]{15}=$/;
+const REQUEST_TIME = /^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What the shared checks need of an implementation. */
+interface Target {
+  wsUrl: string;
+  management: ApiGatewayManagementApiClient;
+  token: string;
+  /** Opens an authorized connection and learns its connection id. */
+  openWithId(): Promise<{ client: TestClient; connectionId: string }>;
+}
+
+/** The SDK error's name and HTTP status, or a failure when the call succeeded. */
+async function sdkFailure(call: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
+  try {
+    await call;
+  } catch (error) {
+    const e = error as { name: string; $metadata?: { httpStatusCode?: number } };
+    return { name: e.name, status: e.$metadata?.httpStatusCode };
+  }
+  throw new Error("the management call succeeded");
+}
+
+/** A connection id no gateway has issued. */
+const unknownId = () => `${randomUUID().replace(/-/g, "").slice(0, 15)}=`;
+
+/** Checks that hold for the real app on the emulator and on a deployed API alike. */
+function realAppSuite(target: () => Target): void {
+  test("an upgrade without a token is refused with 401", async () => {
+    expect(await upgradeStatus(target().wsUrl)).toBe(401);
+  });
+
+  test("an upgrade with a bad token is refused with 401", async () => {
+    expect(await upgradeStatus(withQuery(target().wsUrl, { token: "not-a-valid-token" }))).toBe(401);
+  });
+
+  test("ping answers a pong frame", async () => {
+    const client = await openClient(withQuery(target().wsUrl, { token: target().token }));
+    client.sendJson({ action: "ping" });
+    expect(JSON.parse(await client.next())).toEqual({ type: "pong" });
+    await client.close();
+  });
+
+  test("an unknown action reaches $default, which answers UNKNOWN_ACTION", async () => {
+    const client = await openClient(withQuery(target().wsUrl, { token: target().token }));
+    client.sendJson({ action: "noSuchAction" });
+    expect(JSON.parse(await client.next())).toMatchObject({ type: "error", code: "UNKNOWN_ACTION" });
+    await client.close();
+  });
+
+  test("a 33 KB frame closes the connection with 1009", async () => {
+    const client = await openClient(withQuery(target().wsUrl, { token: target().token }));
+    client.ws.send(JSON.stringify({ action: "ping", pad: "x".repeat(33 * 1024) }));
+    expect((await client.closed).code).toBe(1009);
+  });
+
+  test("management API: POST delivers, GET describes, DELETE closes, then 410", async () => {
+    const { management } = target();
+    const { client, connectionId } = await target().openWithId();
+
+    await management.send(
+      new PostToConnectionCommand({ ConnectionId: connectionId, Data: '{"hello":"there"}' }),
+    );
+    expect(await client.next()).toBe('{"hello":"there"}');
+
+    const info = await management.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+    expect(info.$metadata.httpStatusCode).toBe(200);
+    expect(info.ConnectedAt).toBeInstanceOf(Date);
+    expect(info.LastActiveAt).toBeInstanceOf(Date);
+    expect(typeof info.Identity?.SourceIp).toBe("string");
+
+    const deleted = await management.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+    expect(deleted.$metadata.httpStatusCode).toBe(204);
+    await client.closed;
+    // Once closed, the id is gone for every verb.
+    await sleep(200);
+    const post = await sdkFailure(
+      management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: "x" })),
+    );
+    expect(post).toEqual({ name: "GoneException", status: 410 });
+  });
+
+  test("management API: an unknown connection is GoneException 410 for POST, GET and DELETE", async () => {
+    const { management } = target();
+    const id = unknownId();
+    const gone = { name: "GoneException", status: 410 };
+    expect(
+      await sdkFailure(management.send(new PostToConnectionCommand({ ConnectionId: id, Data: "x" }))),
+    ).toEqual(gone);
+    expect(await sdkFailure(management.send(new GetConnectionCommand({ ConnectionId: id })))).toEqual(gone);
+    expect(await sdkFailure(management.send(new DeleteConnectionCommand({ ConnectionId: id })))).toEqual(
+      gone,
+    );
+  });
+}
+
+/** Logs kept in memory, to check what the gateway writes (and that bodies never appear). */
+function memoryLogger(): GatewayLogger & { lines: string[] } {
+  const lines: string[] = [];
+  const write = (level: string) => (o: object, msg?: string) => {
+    lines.push(
+      JSON.stringify({ level, msg, ...o }, (_k, v) => (v instanceof Error ? { message: v.message } : v)),
+    );
+  };
+  return { lines, info: write("info"), warn: write("warn"), error: write("error") };
+}
+
+function managementClient(endpoint: string): ApiGatewayManagementApiClient {
+  return new ApiGatewayManagementApiClient({
+    endpoint,
+    region: "us-east-1",
+    // Requests are SigV4-signed as on AWS; the emulator accepts any signature.
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    maxAttempts: 1,
+  });
+}
+
+describe("API Gateway emulator", () => {
+  let gw: RunningGateway;
+  let fixtures: Fixtures;
+  let management: ApiGatewayManagementApiClient;
+  const logs = memoryLogger();
+  const allow = (extra: Record<string, string> = {}) => withQuery(gw.url, { token: "allow-alice", ...extra });
+
+  /** Opens an authorized connection and finds its id from the recorded $connect event. */
+  async function openWithId(extra: Record<string, string> = {}) {
+    const probe = randomUUID();
+    const client = await openClient(allow({ probe, ...extra }));
+    const connect = await fixtures.waitFor(
+      (r) => r.routeKey === "$connect" && r.event.queryStringParameters?.probe === probe,
+    );
+    return { client, connectionId: connect.event.requestContext.connectionId as string, connect };
+  }
+
+  beforeAll(async () => {
+    fixtures = createFixtures();
+    gw = await startGateway({
+      port: 0,
+      stage: STAGE,
+      routes: fixtures.routes,
+      routeResponses: fixtures.routeResponses,
+      authorizer: fixtures.authorizer,
+      stageVariables: { flavour: "local" },
+      logger: logs,
+    });
+    management = managementClient(gw.managementEndpoint);
+  });
+
+  afterAll(async () => {
+    management.destroy();
+    await gw.close();
+  });
+
+  describe("the real app's checks", () => {
+    realAppSuite(() => ({ wsUrl: gw.url, management, token: "allow-alice", openWithId }));
+  });
+
+  describe("start-up", () => {
+    test("the URLs carry the port and the stage, and the api id is AWS-shaped", () => {
+      expect(gw.url).toBe(`ws://127.0.0.1:${gw.port}/${STAGE}`);
+      expect(gw.managementEndpoint).toBe(`http://127.0.0.1:${gw.port}/${STAGE}`);
+      expect(gw.apiId).toMatch(/^[a-z0-9]{10}$/);
+    });
+
+    test("an unsupported route selection expression is refused at start", async () => {
+      await expect(
+        startGateway({
+          port: 0,
+          stage: STAGE,
+          routes: {},
+          routeResponses: new Set(),
+          routeSelectionExpression: "$request.header.x",
+        }),
+      ).rejects.toThrow(/routeSelectionExpression/);
+    });
+  });
+
+  describe("the stage in the path", () => {
+    test("only /{stage} upgrades; other paths answer 403", async () => {
+      const base = `ws://127.0.0.1:${gw.port}`;
+      expect(await upgradeStatus(`${base}/prod?token=allow-alice`)).toBe(403);
+      expect(await upgradeStatus(`${base}/?token=allow-alice`)).toBe(403);
+      expect(await upgradeStatus(`${base}/${STAGE}/extra?token=allow-alice`)).toBe(403);
+      const client = await openClient(allow());
+      await client.close();
+    });
+
+    test("a plain HTTP GET of the WebSocket URL is not upgraded", async () => {
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        http
+          .get(`http://127.0.0.1:${gw.port}/${STAGE}`, (res) => {
+            res.resume();
+            resolve(res.statusCode);
+          })
+          .on("error", reject);
+      });
+      expect(status).toBe(426);
+    });
+  });
+
+  describe("the REQUEST authorizer", () => {
+    test("receives AWS's authorizer event for WebSocket", async () => {
+      const before = fixtures.authorizerEvents.length;
+      const client = await openClient(`${withQuery(gw.url, { token: "allow-bob", tag: "a" })}&tag=b`, {
+        headers: { "X-Custom-Header": "Value" },
+      });
+      await client.close();
+      // biome-ignore lint/suspicious/noExplicitAny: untyped event
+      const event = fixtures.authorizerEvents[before] as any;
+      expect(event.type).toBe("REQUEST");
+      expect(event.methodArn).toBe(
+        `arn:aws:execute-api:us-east-1:123456789012:${gw.apiId}/${STAGE}/$connect`,
+      );
+      expect(event.headers["X-Custom-Header"]).toBe("Value"); // names as the client spelled them
+      expect(event.headers.Host).toBe(`127.0.0.1:${gw.port}`);
+      expect(event.multiValueHeaders["X-Custom-Header"]).toEqual(["Value"]);
+      expect(event.queryStringParameters).toEqual({ token: "allow-bob", tag: "b" });
+      expect(event.multiValueQueryStringParameters.tag).toEqual(["a", "b"]);
+      expect(event.stageVariables).toEqual({ flavour: "local" });
+      expect(event.requestContext).toMatchObject({
+        routeKey: "$connect",
+        eventType: "CONNECT",
+        messageId: null,
+        stage: STAGE,
+        apiId: gw.apiId,
+        domainName: `127.0.0.1:${gw.port}`,
+      });
+      expect(event.requestContext.connectionId).toMatch(ID_PATTERN);
+    });
+
+    test("Allow on the method ARN, a matching wildcard, or a Bearer header lets the upgrade through", async () => {
+      for (const url of [allow(), withQuery(gw.url, { token: "wildcard" })]) {
+        const client = await openClient(url);
+        await client.close();
+      }
+      const viaHeader = await openClient(gw.url, { headers: { Authorization: "Bearer allow-carol" } });
+      await viaHeader.close();
+    });
+
+    test.each([
+      ["deny", 403],
+      ["mixed", 403],
+      ["other-stage", 403],
+      ["no-policy", 403],
+      ["bad-context", 500],
+      ["boom", 500],
+      ["anything-else", 401],
+    ])("token %s is refused with HTTP %i and $connect never runs", async (token, status) => {
+      const probe = randomUUID();
+      expect(await upgradeStatus(withQuery(gw.url, { token, probe }))).toBe(status);
+      await sleep(20);
+      expect(fixtures.seen.some((r) => r.event.queryStringParameters?.probe === probe)).toBe(false);
+    });
+
+    test("principalId and context reach every later event of the connection", async () => {
+      const { client, connectionId, connect } = await openWithId();
+      const expected = { principalId: "alice", userId: "alice", level: 7, admin: false };
+      expect(connect.event.requestContext.authorizer).toMatchObject(expected);
+      client.sendJson({ action: "echo" });
+      const echoed = JSON.parse(await client.next());
+      expect(echoed.requestContext.authorizer).toMatchObject(expected);
+      await client.close();
+      const disconnect = await fixtures.waitFor(
+        (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === connectionId,
+      );
+      expect(disconnect.event.requestContext.authorizer).toMatchObject(expected);
+    });
+  });
+
+  describe("$connect decides the upgrade", () => {
+    test.each([
+      ["403", 403],
+      ["500", 500],
+    ])(
+      "a $connect answering statusCode %s refuses the upgrade with that status",
+      async (connectStatus, status) => {
+        const count = gw.connectionCount();
+        expect(await upgradeStatus(allow({ connectStatus }))).toBe(status);
+        expect(gw.connectionCount()).toBe(count);
+      },
+    );
+
+    test("a $connect that throws refuses the upgrade with 502, and no $disconnect follows", async () => {
+      const probe = randomUUID();
+      expect(await upgradeStatus(allow({ connect: "throw", probe }))).toBe(502);
+      const connect = await fixtures.waitFor((r) => r.event.queryStringParameters?.probe === probe);
+      await sleep(50);
+      const id = connect.event.requestContext.connectionId;
+      expect(
+        fixtures.seen.some((r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === id),
+      ).toBe(false);
+    });
+
+    test("the subprotocol $connect answers in Sec-WebSocket-Protocol is the one agreed", async () => {
+      const client = await openClient(allow({ protocol: "chat.v1" }), { protocols: ["chat.v1", "chat.v0"] });
+      expect(client.ws.protocol).toBe("chat.v1");
+      await client.close();
+    });
+  });
+
+  describe("events are AWS-shaped", () => {
+    test("CONNECT, MESSAGE and DISCONNECT events", async () => {
+      const { client, connectionId, connect } = await openWithId({ extra: "1" });
+      const c = connect.event;
+      expect(c.headers).toBeDefined();
+      expect(c.multiValueHeaders).toBeDefined();
+      expect(c.queryStringParameters).toMatchObject({ extra: "1" });
+      expect(connectionId).toMatch(ID_PATTERN);
+      expect(c.requestContext).toMatchObject({
+        routeKey: "$connect",
+        eventType: "CONNECT",
+        messageDirection: "IN",
+        messageId: null,
+        stage: STAGE,
+        apiId: gw.apiId,
+        domainName: `127.0.0.1:${gw.port}`,
+        identity: { sourceIp: "127.0.0.1" },
+      });
+      expect(c.requestContext.requestTime).toMatch(REQUEST_TIME);
+      expect(c.requestContext.requestId).toMatch(ID_PATTERN);
+      expect(c.requestContext.extendedRequestId).toEqual(expect.any(String));
+      expect(typeof c.requestContext.connectedAt).toBe("number");
+      expect(typeof c.requestContext.requestTimeEpoch).toBe("number");
+
+      const body = JSON.stringify({ action: "echo", n: 1 });
+      client.ws.send(body);
+      const m = JSON.parse(await client.next());
+      expect(m.body).toBe(body);
+      expect(m.isBase64Encoded).toBe(false);
+      expect(m.headers).toBeUndefined();
+      expect(m.multiValueHeaders).toBeUndefined();
+      expect(m.queryStringParameters).toBeUndefined();
+      expect(m.requestContext).toMatchObject({
+        routeKey: "echo",
+        eventType: "MESSAGE",
+        messageDirection: "IN",
+        connectionId,
+        connectedAt: c.requestContext.connectedAt,
+        domainName: `127.0.0.1:${gw.port}`,
+        apiId: gw.apiId,
+        stage: STAGE,
+      });
+      expect(m.requestContext.messageId).toMatch(ID_PATTERN);
+      expect(m.requestContext.requestId).not.toBe(c.requestContext.requestId);
+
+      client.ws.close(4001, "done here");
+      const d = (
+        await fixtures.waitFor(
+          (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === connectionId,
+        )
+      ).event;
+      expect(d.headers).toBeUndefined();
+      expect(d.queryStringParameters).toBeUndefined();
+      expect(d.requestContext).toMatchObject({
+        routeKey: "$disconnect",
+        eventType: "DISCONNECT",
+        messageId: null,
+        disconnectStatusCode: 4001,
+        disconnectReason: "done here",
+        connectedAt: c.requestContext.connectedAt,
+      });
+    });
+  });
+
+  describe("route selection on $request.body.action", () => {
+    test.each([
+      ['{"action":"echo"}', "echo"],
+      ['{"action":"missing"}', "$default"],
+      ["not json at all", "$default"],
+      ['["action","echo"]', "$default"],
+      ['{"action":7}', "$default"],
+      ['{"noAction":true}', "$default"],
+      ['{"action":"toString"}', "$default"],
+    ])("%s goes to %s", async (frame, routeKey) => {
+      const { client, connectionId } = await openWithId();
+      client.ws.send(frame);
+      await fixtures.waitFor(
+        (r) =>
+          r.event.requestContext?.connectionId === connectionId &&
+          r.event.requestContext.eventType === "MESSAGE",
+      );
+      const routed = fixtures.seen.filter(
+        (r) =>
+          r.event.requestContext?.connectionId === connectionId &&
+          r.event.requestContext.eventType === "MESSAGE",
+      );
+      expect(routed.map((r) => r.routeKey)).toEqual([routeKey]);
+      await client.close();
+    });
+  });
+
+  describe("two-way route responses", () => {
+    test("a one-way route's body is not sent; a string result is sent as is; no body sends nothing", async () => {
+      const client = await openClient(allow());
+      client.sendJson({ action: "oneway" });
+      client.sendJson({ action: "nobody" });
+      client.sendJson({ action: "text" });
+      // Invocations are sequential per connection, so the string result comes after the two others.
+      expect(await client.next()).toBe("a plain string result");
+      expect(await client.nothingWithin(100)).toBe(true);
+      await client.close();
+    });
+
+    test("a handler error sends AWS's Internal server error frame and the connection stays open", async () => {
+      const { client, connectionId } = await openWithId();
+      client.sendJson({ action: "fail" });
+      const frame = JSON.parse(await client.next());
+      expect(frame).toEqual({
+        message: "Internal server error",
+        connectionId,
+        requestId: expect.stringMatching(ID_PATTERN),
+      });
+      client.sendJson({ action: "ping" });
+      expect(JSON.parse(await client.next())).toEqual({ type: "pong" });
+      await client.close();
+    });
+  });
+
+  describe("ordering", () => {
+    test("one connection's invocations run in order of arrival", async () => {
+      const client = await openClient(allow());
+      client.sendJson({ action: "slow", ms: 80, n: 1 });
+      client.sendJson({ action: "slow", ms: 0, n: 2 });
+      client.sendJson({ action: "slow", ms: 30, n: 3 });
+      const order = [await client.next(), await client.next(), await client.next()].map(
+        (f) => JSON.parse(f).n,
+      );
+      expect(order).toEqual([1, 2, 3]);
+      await client.close();
+    });
+
+    test("a slow invocation on one connection does not hold up another", async () => {
+      const slow = await openClient(allow());
+      const other = await openClient(allow());
+      slow.sendJson({ action: "slow", ms: 1000, n: 1 });
+      await sleep(20);
+      other.sendJson({ action: "ping" });
+      expect(JSON.parse(await other.next())).toEqual({ type: "pong" });
+      // The other's answer came while the slow one was still running.
+      expect(await slow.nothingWithin(0)).toBe(true);
+      expect(JSON.parse(await slow.next())).toEqual({ n: 1 });
+      await Promise.all([slow.close(), other.close()]);
+    });
+  });
+
+  describe("frame and message limits", () => {
+    test("a frame of exactly 32 KB is accepted", async () => {
+      const { client, connectionId } = await openWithId();
+      const base = JSON.stringify({ action: "nobody", pad: "" });
+      client.ws.send(JSON.stringify({ action: "nobody", pad: "y".repeat(32 * 1024 - base.length) }));
+      const got = await fixtures.waitFor(
+        (r) => r.routeKey === "nobody" && r.event.requestContext.connectionId === connectionId,
+      );
+      expect(Buffer.byteLength(got.event.body)).toBe(32 * 1024);
+      await client.close();
+    });
+
+    test("a 100 KB message in 25 KB frames is delivered whole", async () => {
+      const { client, connectionId } = await openWithId();
+      const text = JSON.stringify({ action: "nobody", pad: "z".repeat(100 * 1024) });
+      for (let i = 0; i < text.length; i += 25 * 1024) {
+        client.ws.send(text.slice(i, i + 25 * 1024), { fin: i + 25 * 1024 >= text.length });
+      }
+      const got = await fixtures.waitFor(
+        (r) => r.routeKey === "nobody" && r.event.requestContext.connectionId === connectionId,
+      );
+      expect(got.event.body).toBe(text);
+      await client.close();
+    });
+
+    test("a message over 128 KB, even in small frames, closes with 1009 and runs $disconnect", async () => {
+      const { client, connectionId } = await openWithId();
+      const text = JSON.stringify({ action: "nobody", pad: "z".repeat(130 * 1024) });
+      for (let i = 0; i < text.length; i += 26 * 1024) {
+        client.ws.send(text.slice(i, i + 26 * 1024), { fin: i + 26 * 1024 >= text.length });
+      }
+      expect((await client.closed).code).toBe(1009);
+      const d = await fixtures.waitFor(
+        (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === connectionId,
+      );
+      expect(d.event.requestContext.disconnectStatusCode).toBe(1009);
+      expect(
+        fixtures.seen.some(
+          (r) => r.routeKey === "nobody" && r.event.requestContext.connectionId === connectionId,
+        ),
+      ).toBe(false);
+    });
+
+    test("an oversized frame is never routed", async () => {
+      const { client, connectionId } = await openWithId();
+      client.ws.send(JSON.stringify({ action: "nobody", pad: "q".repeat(40 * 1024) }));
+      expect((await client.closed).code).toBe(1009);
+      await fixtures.waitFor(
+        (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === connectionId,
+      );
+      expect(
+        fixtures.seen.some(
+          (r) => r.routeKey === "nobody" && r.event.requestContext.connectionId === connectionId,
+        ),
+      ).toBe(false);
+    });
+
+    test("a binary frame disconnects with 1003, as AWS does", async () => {
+      const { client, connectionId } = await openWithId();
+      client.ws.send(Buffer.from([1, 2, 3]));
+      expect((await client.closed).code).toBe(1003);
+      const d = await fixtures.waitFor(
+        (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === connectionId,
+      );
+      expect(d.event.requestContext.disconnectStatusCode).toBe(1003);
+    });
+  });
+
+  describe("management API details", () => {
+    test("GET answers ISO times and the identity; lastActiveAt follows the client's messages", async () => {
+      const { client, connectionId } = await openWithId();
+      const first = await management.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      expect(first.Identity?.SourceIp).toBe("127.0.0.1");
+      expect(first.ConnectedAt?.getTime()).toBe(first.LastActiveAt?.getTime());
+      await sleep(20);
+      client.sendJson({ action: "ping" });
+      await client.next();
+      const second = await management.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      expect(second.LastActiveAt?.getTime()).toBeGreaterThan(first.LastActiveAt?.getTime() ?? 0);
+      await client.close();
+    });
+
+    test("the raw answers carry AWS's error headers and bodies", async () => {
+      const id = unknownId();
+      const res = await fetch(`${gw.managementEndpoint}/@connections/${encodeURIComponent(id)}`, {
+        method: "POST",
+        body: "x",
+        headers: {
+          Authorization: "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/execute-api/aws4_request",
+        },
+      });
+      expect(res.status).toBe(410);
+      expect(res.headers.get("x-amzn-errortype")).toBe("GoneException");
+      expect(res.headers.get("x-amzn-requestid")).toEqual(expect.any(String));
+      expect(await res.json()).toEqual({ message: null });
+    });
+
+    test("POST over 128 KB is PayloadTooLargeException 413; exactly 128 KB is delivered", async () => {
+      const { client, connectionId } = await openWithId();
+      const tooBig = await sdkFailure(
+        management.send(
+          new PostToConnectionCommand({ ConnectionId: connectionId, Data: "a".repeat(128 * 1024 + 1) }),
+        ),
+      );
+      expect(tooBig).toEqual({ name: "PayloadTooLargeException", status: 413 });
+      await management.send(
+        new PostToConnectionCommand({ ConnectionId: connectionId, Data: "b".repeat(128 * 1024) }),
+      );
+      expect((await client.next()).length).toBe(128 * 1024);
+      await client.close();
+    });
+
+    test("posted data arrives as text frames, in order", async () => {
+      const { client, connectionId } = await openWithId();
+      for (let i = 0; i < 20; i++) {
+        await management.send(
+          new PostToConnectionCommand({ ConnectionId: connectionId, Data: `{"i":${i}}` }),
+        );
+      }
+      const got: number[] = [];
+      for (let i = 0; i < 20; i++) got.push(JSON.parse(await client.next()).i);
+      expect(got).toEqual([...Array(20).keys()]);
+      await client.close();
+    });
+
+    test("DELETE closes the connection and $disconnect runs", async () => {
+      const { client, connectionId } = await openWithId();
+      await management.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+      await client.closed;
+      await fixtures.waitFor(
+        (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === connectionId,
+      );
+      const gone = await sdkFailure(
+        management.send(new GetConnectionCommand({ ConnectionId: connectionId })),
+      );
+      expect(gone).toEqual({ name: "GoneException", status: 410 });
+    });
+
+    test("a management call on another stage is ForbiddenException 403", async () => {
+      const other = managementClient(`http://127.0.0.1:${gw.port}/prod`);
+      const { client, connectionId } = await openWithId();
+      const failure = await sdkFailure(other.send(new GetConnectionCommand({ ConnectionId: connectionId })));
+      expect(failure).toEqual({ name: "ForbiddenException", status: 403 });
+      other.destroy();
+      await client.close();
+    });
+
+    test("connectionCount follows connections opening and closing", async () => {
+      const before = gw.connectionCount();
+      const a = await openClient(allow());
+      const b = await openClient(allow());
+      expect(gw.connectionCount()).toBe(before + 2);
+      await a.close();
+      await b.close();
+      await sleep(50);
+      expect(gw.connectionCount()).toBe(before);
+    });
+  });
+
+  describe("robustness", () => {
+    test("garbage on the socket, a bad upgrade and invalid UTF-8 do not stop the gateway", async () => {
+      await new Promise<void>((resolve) => {
+        const socket = net.connect(gw.port, "127.0.0.1", () => socket.end("\x00\x01garbage\r\n\r\n"));
+        socket.on("error", () => resolve());
+        socket.on("close", () => resolve());
+        socket.resume();
+      });
+      const badUpgrade = await new Promise<number | undefined>((resolve, reject) => {
+        const req = http.request({
+          port: gw.port,
+          host: "127.0.0.1",
+          path: `/${STAGE}?token=allow-alice`,
+          headers: { Connection: "Upgrade", Upgrade: "websocket" },
+        });
+        req.on("response", (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        });
+        req.on("upgrade", () => reject(new Error("upgraded without a key")));
+        req.on("error", reject);
+        req.end();
+      });
+      expect(badUpgrade).toBe(400);
+
+      const { client } = await openWithId();
+      // A text frame whose payload is not UTF-8: the WebSocket protocol closes with 1007.
+      client.ws.send(Buffer.from([0xff, 0xfe, 0xfd]), { binary: false });
+      expect((await client.closed).code).toBe(1007);
+
+      const after = await openClient(allow());
+      after.sendJson({ action: "ping" });
+      expect(JSON.parse(await after.next())).toEqual({ type: "pong" });
+      await after.close();
+    });
+
+    test("logs are structured and never hold a message body", async () => {
+      const marker = `secret-${randomUUID()}`;
+      const { client, connectionId } = await openWithId();
+      client.sendJson({ action: "echo", text: marker });
+      await client.next();
+      client.sendJson({ action: "fail", text: marker });
+      await client.next();
+      await management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: marker }));
+      await client.next();
+      await client.close();
+      await fixtures.waitFor(
+        (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === connectionId,
+      );
+      const all = logs.lines.join("\n");
+      expect(all).toContain(connectionId);
+      expect(all).not.toContain(marker);
+    });
+  });
+});
+
+describe("API Gateway emulator: limits in time, no $default, shutdown", () => {
+  let gw: RunningGateway;
+  let fixtures: Fixtures;
+
+  beforeAll(async () => {
+    fixtures = createFixtures();
+    const { $default: _unused, ...routes } = fixtures.routes;
+    gw = await startGateway({
+      port: 0,
+      stage: "test",
+      routes,
+      routeResponses: fixtures.routeResponses,
+      idleTimeoutMs: 400,
+      maxLifetimeMs: 1200,
+      integrationTimeoutMs: 150,
+    });
+  });
+
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  test("no authorizer: the upgrade needs no token", async () => {
+    const client = await openClient(gw.url);
+    await client.close();
+  });
+
+  test("without $default, an unmatched frame gets AWS's Forbidden frame", async () => {
+    const client = await openClient(gw.url);
+    client.sendJson({ action: "missing" });
+    const frame = JSON.parse(await client.next());
+    expect(frame).toEqual({
+      message: "Forbidden",
+      connectionId: expect.stringMatching(ID_PATTERN),
+      requestId: expect.stringMatching(ID_PATTERN),
+    });
+    client.ws.send("not json");
+    expect(JSON.parse(await client.next()).message).toBe("Forbidden");
+    await client.close();
+  });
+
+  test("a handler past the integration timeout gets AWS's timed-out frame", async () => {
+    const client = await openClient(gw.url);
+    client.sendJson({ action: "slow", ms: 300, n: 1 });
+    expect(JSON.parse(await client.next())).toMatchObject({ message: "Endpoint request timed out" });
+    await client.close();
+  });
+
+  test("an idle connection is closed with 1001 Going away and gets $disconnect", async () => {
+    const client = await openClient(gw.url);
+    const closed = await client.closed;
+    expect(closed).toEqual({ code: 1001, reason: "Going away" });
+    const d = await fixtures.waitFor(
+      (r) => r.routeKey === "$disconnect" && r.event.requestContext.disconnectStatusCode === 1001,
+    );
+    expect(d.event.requestContext.disconnectReason).toBe("Going away");
+  });
+
+  test("messages keep a connection from idling, but not past its maximum lifetime", async () => {
+    const client = await openClient(gw.url);
+    const opened = Date.now();
+    const keepAlive = setInterval(() => {
+      if (client.ws.readyState === WebSocket.OPEN) client.sendJson({ action: "ping" });
+    }, 100);
+    const closed = await client.closed;
+    clearInterval(keepAlive);
+    expect(closed.code).toBe(1001);
+    // Closed by the lifetime (1200 ms), well after the idle timeout (400 ms) would have struck.
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(1100);
+  });
+
+  test("close() closes every connection with $disconnect for each, then the server", async () => {
+    const clients: TestClient[] = await Promise.all([
+      openClient(gw.url),
+      openClient(gw.url),
+      openClient(gw.url),
+    ]);
+    const disconnectsBefore = fixtures.seen.filter((r) => r.routeKey === "$disconnect").length;
+    await gw.close();
+    for (const client of clients) expect((await client.closed).code).toBe(1001);
+    expect(fixtures.seen.filter((r) => r.routeKey === "$disconnect").length).toBe(disconnectsBefore + 3);
+    expect(gw.connectionCount()).toBe(0);
+    await expect(openClient(gw.url)).rejects.toThrow();
+  });
+});
+
+const deployedEnv = {
+  wsUrl: process.env.CONFORMANCE_WS_URL,
+  managementEndpoint: process.env.CONFORMANCE_MANAGEMENT_ENDPOINT,
+  token: process.env.CONFORMANCE_TOKEN,
+};
+
+/**
+ * A deployed app does not tell a client its connection id, so the deployed run finds it in the
+ * app's connection table (CONFORMANCE_TABLE_NAME, default "chat"): the newest record of the token's
+ * user written since the connection was opened.
+ */
+async function deployedOpenWithId(
+  wsUrl: string,
+  token: string,
+): Promise<{ client: TestClient; connectionId: string }> {
+  const payload = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as {
+    sub?: string;
+  };
+  const since = Date.now() - 5000;
+  const client = await openClient(withQuery(wsUrl, { token }));
+  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+  try {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const out = await doc.send(
+        new ScanCommand({
+          TableName: process.env.CONFORMANCE_TABLE_NAME ?? "chat",
+          FilterExpression: "sk = :meta AND userId = :user AND connectedAt >= :since",
+          ExpressionAttributeValues: { ":meta": "META", ":user": payload.sub, ":since": since },
+        }),
+      );
+      const newest = (out.Items ?? []).sort((a, b) => Number(b.connectedAt) - Number(a.connectedAt))[0];
+      if (newest?.connectionId) return { client, connectionId: String(newest.connectionId) };
+      await sleep(250);
+    }
+  } finally {
+    doc.destroy();
+  }
+  await client.close();
+  throw new Error("the connection's record was not found in the app's table (set CONFORMANCE_TABLE_NAME)");
+}
+
+if (deployedEnv.wsUrl && deployedEnv.managementEndpoint && deployedEnv.token) {
+  const { wsUrl, managementEndpoint, token } = deployedEnv;
+  describe("deployed API Gateway", () => {
+    const management = new ApiGatewayManagementApiClient({ endpoint: managementEndpoint, maxAttempts: 2 });
+    afterAll(() => management.destroy());
+    realAppSuite(() => ({ wsUrl, management, token, openWithId: () => deployedOpenWithId(wsUrl, token) }));
+  });
+} else {
+  console.log(
+    "gateway conformance: the deployed API run is skipped; set CONFORMANCE_WS_URL, CONFORMANCE_MANAGEMENT_ENDPOINT, CONFORMANCE_TOKEN and AWS credentials to run it",
+  );
+  describe.skip("deployed API Gateway (needs CONFORMANCE_WS_URL, CONFORMANCE_MANAGEMENT_ENDPOINT, CONFORMANCE_TOKEN)", () => {
+    realAppSuite(() => {
+      throw new Error("not configured");
+    });
+  });
+}
