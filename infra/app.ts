@@ -1,0 +1,10 @@
+/**
+ * The CDK app (`cdk synth`, `npm run deploy`, `npm run local:deploy`). Context values:
+ * `profile` (aws | localstack), `stackName`, `natGateways`, `alarmEmail`, `deletionProtection`.
+ */
+import { App } from "aws-cdk-lib";
+import { createChatStack } from "./chat-app";
+
+const app = new App();
+createChatStack(app);
+app.synth();

@@ -1,0 +1,37 @@
+/**
+ * Builds the app's stack from context, with cdk-nag applied: the one entry both `cdk` (infra/app.ts)
+ * and the tests use, so what the tests check is what is deployed.
+ */
+import type { App } from "aws-cdk-lib";
+import { ChatStack, type Profile } from "./chat-stack";
+import { InfraConfigError } from "./errors";
+import { applyNag } from "./nag";
+
+function contextString(app: App, key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  return value === undefined || value === null || value === "" ? undefined : String(value);
+}
+
+/** Reads `-c profile=…` and friends, creates the stack, applies cdk-nag. */
+export function createChatStack(app: App): ChatStack {
+  const profile = contextString(app, "profile") ?? "aws";
+  if (profile !== "aws" && profile !== "localstack") {
+    throw new InfraConfigError(`context profile must be "aws" or "localstack", not "${profile}"`);
+  }
+  const natGateways = contextString(app, "natGateways");
+  const stack = new ChatStack(app, contextString(app, "stackName") ?? "ChatBackend", {
+    profile: profile as Profile,
+    natGateways: natGateways === undefined ? undefined : Number(natGateways),
+    alarmEmail: contextString(app, "alarmEmail"),
+    deletionProtection: contextString(app, "deletionProtection") !== "false",
+    // Deploys pick the CLI's account and region; without them (tests, CI) the stack stays
+    // environment-agnostic, so synth makes no AZ look-ups.
+    env:
+      process.env.CDK_DEFAULT_ACCOUNT && process.env.CDK_DEFAULT_REGION
+        ? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION }
+        : undefined,
+    description: `Real-time chat backend (${profile} profile)`,
+  });
+  applyNag(app);
+  return stack;
+}

@@ -1,0 +1,144 @@
+/**
+ * The WebSocket API: one Lambda function per route of the shared route table (functions/routes.ts),
+ * the REQUEST authorizer on `$connect`, route responses where the protocol answers the sender, and a
+ * stage with access logs and throttling. What each function may touch is declared once, below, by
+ * handler file; a route without a declaration fails the synth.
+ */
+import { RemovalPolicy } from "aws-cdk-lib";
+import * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
+import { WebSocketLambdaAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
+import { WebSocketLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
+import type * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as logs from "aws-cdk-lib/aws-logs";
+import { Construct } from "constructs";
+import { AUTHORIZER, ROUTE_SELECTION_EXPRESSION, ROUTES } from "../../functions/routes";
+import { InfraConfigError } from "../errors";
+import { accept } from "../nag";
+import type { ChatTable } from "./chat-table";
+import type { DatabaseEndpoint, KafkaEndpoint, RedisEndpoint } from "./endpoints";
+import { InfraFunction } from "./infra-function";
+import type { JwtSecret } from "./jwt-secret";
+
+/** What a handler needs. */
+export type FunctionNeed = "jwt" | "table" | "redis" | "kafka" | "database";
+
+/** What each handler file touches: the single place function permissions are decided. */
+export const FUNCTION_NEEDS: Readonly<Record<string, readonly FunctionNeed[]>> = {
+  authorizer: ["jwt"],
+  connect: ["table"],
+  disconnect: ["table", "redis"],
+  "join-room": ["table", "redis"],
+  "leave-room": ["table", "redis"],
+  "send-message": ["table", "redis", "kafka"],
+  "get-history": ["table", "redis", "database"],
+  ping: ["table"],
+  default: ["table"],
+};
+
+export interface ChatApiProps {
+  table: ChatTable;
+  redis: RedisEndpoint;
+  kafka: KafkaEndpoint;
+  database: DatabaseEndpoint;
+  jwtSecret: JwtSecret;
+  /** Functions that reach Redis, Kafka or PostgreSQL run in it; absent on the LocalStack profile. */
+  vpc?: ec2.IVpc;
+  /** @default "prod" */
+  stageName?: string;
+  /** Reserved concurrency per handler file (e.g. { "send-message": 200 }); unset = shared pool. */
+  reservedConcurrency?: Readonly<Record<string, number>>;
+  /** Per-connection allowance of the rate limiter. @default 20 per second, burst 40 */
+  rateLimit?: { perSecond: number; burst: number };
+  /** Stage-wide throttling (all connections together). @default 1000 per second, burst 2000 */
+  stageThrottle?: { rateLimit: number; burstLimit: number };
+  /** @default "info" */
+  logLevel?: string;
+}
+
+/** The API, its stage and its functions. */
+export class ChatApi extends Construct {
+  readonly api: apigwv2.WebSocketApi;
+  readonly stage: apigwv2.WebSocketStage;
+  /** Every function, by handler file (routes and the authorizer). */
+  readonly functions: ReadonlyMap<string, InfraFunction>;
+
+  constructor(scope: Construct, id: string, props: ChatApiProps) {
+    super(scope, id);
+    const functions = new Map<string, InfraFunction>();
+    const build = (file: string): InfraFunction => {
+      const existing = functions.get(file);
+      if (existing) return existing;
+      const needs = FUNCTION_NEEDS[file];
+      if (!needs) {
+        throw new InfraConfigError(
+          `functions/${file}.ts has no entry in FUNCTION_NEEDS (infra/constructs/chat-api.ts)`,
+        );
+      }
+      const inVpc = needs.some((n) => n === "redis" || n === "kafka" || n === "database");
+      const fn = new InfraFunction(this, toId(file), {
+        entry: `functions/${file}.ts`,
+        description: `Chat WebSocket handler: functions/${file}.ts`,
+        vpc: inVpc ? props.vpc : undefined,
+        reservedConcurrency: props.reservedConcurrency?.[file],
+        logLevel: props.logLevel,
+      });
+      for (const need of needs) {
+        if (need === "jwt") props.jwtSecret.connect(fn.consumer);
+        if (need === "table") props.table.connect(fn.consumer);
+        if (need === "redis") props.redis.connect(fn.consumer);
+        if (need === "kafka") props.kafka.connectProducer(fn.consumer);
+        if (need === "database") props.database.connect(fn.consumer);
+      }
+      if (file === "send-message") {
+        fn.fn.addEnvironment("RATE_LIMIT_PER_SECOND", String(props.rateLimit?.perSecond ?? 20));
+        fn.fn.addEnvironment("RATE_LIMIT_BURST", String(props.rateLimit?.burst ?? 40));
+      }
+      functions.set(file, fn);
+      return fn;
+    };
+
+    const authorizer = new WebSocketLambdaAuthorizer("JwtAuthorizer", build(AUTHORIZER.file).fn, {
+      // The token comes as `?token=` (browsers) or `Authorization: Bearer`: with identity sources set,
+      // API Gateway would refuse a connection lacking the first one without calling the authorizer.
+      identitySource: [],
+    });
+    this.api = new apigwv2.WebSocketApi(this, "Api", {
+      apiName: `${id}-websocket`,
+      description: "Chat backend WebSocket API (protocol v1)",
+      routeSelectionExpression: ROUTE_SELECTION_EXPRESSION,
+    });
+    for (const route of ROUTES) {
+      const fn = build(route.file);
+      this.api.addRoute(route.routeKey, {
+        integration: new WebSocketLambdaIntegration(`${toId(route.file)}Integration`, fn.fn),
+        authorizer: route.routeKey === "$connect" ? authorizer : undefined,
+        returnResponse: route.routeResponse,
+      });
+    }
+    this.functions = functions;
+    accept(
+      this.api,
+      "APIG4",
+      "WebSocket APIs authorize once, on $connect (the JWT authorizer); every other route runs on that authorized connection and API Gateway accepts no authorizer on them",
+    );
+
+    const accessLogs = new logs.LogGroup(this, "AccessLogs", {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stage = new apigwv2.WebSocketStage(this, "Stage", {
+      webSocketApi: this.api,
+      stageName: props.stageName ?? "prod",
+      autoDeploy: true,
+      throttle: props.stageThrottle ?? { rateLimit: 1000, burstLimit: 2000 },
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(accessLogs),
+      },
+    });
+  }
+}
+
+/** `send-message` → `SendMessage`, a stable construct id. */
+function toId(file: string): string {
+  return file.replace(/(^|-)([a-z])/g, (_m, _dash, c: string) => c.toUpperCase());
+}

@@ -1,0 +1,85 @@
+/**
+ * RDS for PostgreSQL: the durable message store. Isolated subnets, storage encrypted, TLS forced,
+ * automated backups, credentials generated into Secrets Manager, deletion protection on by default.
+ */
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as rds from "aws-cdk-lib/aws-rds";
+import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import { Construct } from "constructs";
+import { InfraConfigError } from "../errors";
+import { accept } from "../nag";
+import { type Consumer, requireVpc } from "./consumer";
+import type { DatabaseEndpoint } from "./endpoints";
+
+export interface ChatDatabaseProps {
+  vpc: ec2.IVpc;
+  /** @default db.t4g.micro */
+  instanceType?: ec2.InstanceType;
+  /** @default false (one instance; set true for a standby in a second AZ) */
+  multiAz?: boolean;
+  /** @default 7 */
+  backupRetentionDays?: number;
+  /** @default true */
+  deletionProtection?: boolean;
+  /** A port other than 5432, so scanners looking for open PostgreSQL find nothing. @default 5433 */
+  port?: number;
+}
+
+/** The PostgreSQL instance and its secret (JSON: host, port, username, password, dbname). */
+export class ChatDatabase extends Construct implements DatabaseEndpoint {
+  readonly instance: rds.DatabaseInstance;
+  readonly secret: secretsmanager.ISecret;
+  private readonly port: number;
+
+  constructor(scope: Construct, id: string, props: ChatDatabaseProps) {
+    super(scope, id);
+    this.port = props.port ?? 5433;
+    const deletionProtection = props.deletionProtection ?? true;
+    const parameters = new rds.ParameterGroup(this, "Parameters", {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
+      parameters: { "rds.force_ssl": "1" },
+    });
+    this.instance = new rds.DatabaseInstance(this, "Instance", {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
+      instanceType: props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MICRO),
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      publiclyAccessible: false,
+      port: this.port,
+      databaseName: "chat",
+      credentials: rds.Credentials.fromGeneratedSecret("chat"),
+      storageEncrypted: true,
+      allocatedStorage: 20,
+      maxAllocatedStorage: 100,
+      multiAz: props.multiAz ?? false,
+      backupRetention: Duration.days(props.backupRetentionDays ?? 7),
+      deletionProtection,
+      removalPolicy: deletionProtection ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY,
+      parameterGroup: parameters,
+      cloudwatchLogsExports: ["postgresql", "upgrade"],
+      enablePerformanceInsights: false,
+    });
+    if (!this.instance.secret) throw new InfraConfigError("RDS did not generate the credentials secret");
+    this.secret = this.instance.secret;
+    // The generated secret is a child of the instance (instance.secret is its attachment).
+    accept(
+      this.instance,
+      "SMG4",
+      "The persister and getHistory read the credentials once per process; rotation without a re-read on authentication failure would break them, so rotation stays off until that exists",
+    );
+    if (!(props.multiAz ?? false)) {
+      accept(
+        this.instance,
+        "RDS3",
+        "Single-AZ by default to keep the default deploy cheap; set multiAz for production. Backups and Kafka's retention cover an instance loss: the persister replays from its committed offsets",
+      );
+    }
+  }
+
+  connect(consumer: Consumer): void {
+    requireVpc(consumer, "PostgreSQL").allowTo(this.instance, ec2.Port.tcp(this.port), "PostgreSQL");
+    this.secret.grantRead(consumer);
+    consumer.addEnvironment("DATABASE_SECRET_ARN", this.secret.secretArn);
+  }
+}

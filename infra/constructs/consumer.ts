@@ -1,0 +1,57 @@
+/**
+ * What a data store needs from whatever uses it (a Lambda function or an ECS container) so that one
+ * `connect` call grants access, opens the network path and sets the environment variables together:
+ * names and permissions cannot drift apart.
+ */
+import type * as ec2 from "aws-cdk-lib/aws-ec2";
+import type * as ecs from "aws-cdk-lib/aws-ecs";
+import type * as iam from "aws-cdk-lib/aws-iam";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import { InfraConfigError } from "../errors";
+
+/** A compute resource that reads configuration from its environment. */
+export interface Consumer extends iam.IGrantable {
+  /** A short name, for error messages. */
+  readonly name: string;
+  /** Sets one environment variable. */
+  addEnvironment(key: string, value: string): void;
+  /** The consumer's security groups, when it runs in the VPC; absent for functions outside it. */
+  readonly connections?: ec2.Connections;
+}
+
+/** A Lambda function as a consumer. */
+export function functionConsumer(name: string, fn: lambda.Function): Consumer {
+  return {
+    name,
+    grantPrincipal: fn.grantPrincipal,
+    addEnvironment: (key, value) => {
+      fn.addEnvironment(key, value);
+    },
+    connections: fn.isBoundToVpc ? fn.connections : undefined,
+  };
+}
+
+/** An ECS container (of a Fargate service) as a consumer: its task role gets the grants. */
+export function containerConsumer(
+  name: string,
+  taskDefinition: ecs.TaskDefinition,
+  container: ecs.ContainerDefinition,
+  connections: ec2.Connections,
+): Consumer {
+  return {
+    name,
+    grantPrincipal: taskDefinition.taskRole,
+    addEnvironment: (key, value) => {
+      container.addEnvironment(key, value);
+    },
+    connections,
+  };
+}
+
+/** Throws when a data store in the VPC is connected to a consumer outside it. */
+export function requireVpc(consumer: Consumer, store: string): ec2.Connections {
+  if (!consumer.connections) {
+    throw new InfraConfigError(`${consumer.name} must run in the VPC to reach ${store}`);
+  }
+  return consumer.connections;
+}
