@@ -1,0 +1,166 @@
+/**
+ * The whole backend on one machine: the services (from the environment, else our own), the table,
+ * topics and schema, the Lambda handlers behind the API Gateway emulator in this process, and the
+ * fan-out workers and persisters as child processes running the same entry points as the images.
+ * `npm run dev` and the integration tests both start it through here.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { createDynamoClient, ensureTable } from "../core/adapters/dynamo";
+import { createKafka, ensureTopics } from "../core/adapters/kafka";
+import { createLogger } from "../core/logger";
+import { closeServices } from "../core/wiring";
+import { AUTHORIZER, ROUTES } from "../functions/routes";
+import { migrate } from "../prisma/migrate";
+import { type LambdaHandler, type RunningGateway, startGateway } from "./gateway";
+import { localJwtSecret } from "./secret";
+import { type LocalServices, startLocalServices } from "./services";
+
+export const ROOT = join(__dirname, "..");
+
+export type WorkerKind = "fanout" | "persister";
+
+export interface StackOptions {
+  /** The environment to read service URLs and settings from; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Default LOCAL_PORT, else 3001; 0 takes any free port. */
+  port?: number;
+  stage?: string;
+  fanoutWorkers?: number;
+  persisters?: number;
+  idleTimeoutMs?: number;
+  maxLifetimeMs?: number;
+  /** Extra variables for the handlers and workers (rate limits, shard count, …). */
+  settings?: Record<string, string>;
+  onProgress?: (line: string) => void;
+}
+
+export interface WorkerProcess {
+  kind: WorkerKind;
+  id: string;
+  child: ChildProcess;
+  /** Resolves with the exit code (or signal) once the process has ended. */
+  exited: Promise<number | string>;
+}
+
+export interface RunningStack {
+  url: string;
+  managementEndpoint: string;
+  /** The environment the handlers and workers run with. */
+  env: Record<string, string>;
+  gateway: RunningGateway;
+  services: LocalServices;
+  workers: WorkerProcess[];
+  /** Starts one more worker of the kind. */
+  spawnWorker(kind: WorkerKind): WorkerProcess;
+  /** Stops every worker (SIGTERM, then SIGKILL after a grace), the gateway and our services. */
+  stop(): Promise<void>;
+}
+
+let workerCount = 0;
+
+export async function startStack(opts: StackOptions = {}): Promise<RunningStack> {
+  const baseEnv = opts.env ?? process.env;
+  const progress = opts.onProgress ?? (() => undefined);
+  const services = await startLocalServices({ env: baseEnv, onProgress: progress });
+  let gateway: RunningGateway | undefined;
+  const workers: WorkerProcess[] = [];
+  try {
+    const env: Record<string, string> = {
+      AWS_REGION: baseEnv.AWS_REGION ?? "us-east-1",
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+      TABLE_NAME: baseEnv.TABLE_NAME ?? "chat",
+      LOG_LEVEL: baseEnv.LOG_LEVEL ?? "warn",
+      ...services.env,
+      ...opts.settings,
+      JWT_SECRET: localJwtSecret(baseEnv),
+    };
+    // The handlers run in this process and read their configuration from its environment.
+    Object.assign(process.env, env);
+
+    progress("creating the table, topics and schema");
+    await ensureTable(createDynamoClient(), env.TABLE_NAME);
+    await ensureTopics(createKafka());
+    await migrate(env.DATABASE_URL as string, { log: progress });
+
+    const routes: Record<string, LambdaHandler> = {};
+    for (const route of ROUTES) routes[route.routeKey] = require(`../functions/${route.file}`).handler;
+    const authorizer: LambdaHandler = require(`../functions/${AUTHORIZER.file}`).handler;
+    const logger = createLogger("gateway");
+    gateway = await startGateway({
+      port: opts.port ?? Number(baseEnv.LOCAL_PORT ?? 3001),
+      stage: opts.stage ?? baseEnv.STAGE ?? "dev",
+      routes,
+      routeResponses: new Set(ROUTES.filter((r) => r.routeResponse).map((r) => r.routeKey)),
+      authorizer,
+      idleTimeoutMs: opts.idleTimeoutMs,
+      maxLifetimeMs: opts.maxLifetimeMs,
+      logger,
+    });
+    env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
+    process.env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
+
+    const spawnWorker = (kind: WorkerKind): WorkerProcess => {
+      const id = `${kind}-${++workerCount}`;
+      const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "worker", `${kind}.ts`)], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          ...env,
+          WORKER_ID: id,
+          PERSISTER_GROUP_ID: baseEnv.PERSISTER_GROUP_ID ?? "chat-persister",
+        },
+        stdio: ["ignore", "inherit", "inherit"],
+      });
+      const exited = new Promise<number | string>((resolve) =>
+        child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+      );
+      const worker = { kind, id, child, exited };
+      workers.push(worker);
+      return worker;
+    };
+    for (let i = 0; i < (opts.fanoutWorkers ?? 1); i++) spawnWorker("fanout");
+    for (let i = 0; i < (opts.persisters ?? 1); i++) spawnWorker("persister");
+
+    const running = gateway;
+    let stopped: Promise<void> | undefined;
+    return {
+      url: running.url,
+      managementEndpoint: running.managementEndpoint,
+      env,
+      gateway: running,
+      services,
+      workers,
+      spawnWorker,
+      stop: () => {
+        stopped ??= (async () => {
+          await stopWorkers(workers);
+          await running.close();
+          await closeServices();
+          await services.stop();
+        })();
+        return stopped;
+      },
+    };
+  } catch (error) {
+    await stopWorkers(workers);
+    await gateway?.close();
+    await closeServices();
+    await services.stop();
+    throw error;
+  }
+}
+
+/** SIGTERM each live worker, then SIGKILL what has not exited within the grace. */
+export async function stopWorkers(workers: WorkerProcess[], graceMs = 10_000): Promise<void> {
+  await Promise.all(
+    workers
+      .filter((w) => w.child.exitCode === null && w.child.signalCode === null)
+      .map(async (w) => {
+        w.child.kill("SIGTERM");
+        const timer = setTimeout(() => w.child.kill("SIGKILL"), graceMs);
+        await w.exited;
+        clearTimeout(timer);
+      }),
+  );
+}

@@ -1,0 +1,381 @@
+/**
+ * The fan-out worker: reads the fan-out stream of the shards it owns, and posts each message to every
+ * member connection of its room through the API Gateway management API.
+ *
+ * - Order: a room maps to one shard and a shard to one owner, which delivers a room's messages one
+ *   after another; different rooms go out in parallel, bounded by `concurrency`.
+ * - No double delivery: the owner moves the shard's cursor past a batch (fenced by its lease) before
+ *   delivering it. A worker that dies mid-batch leaves at most that batch undelivered to some
+ *   connections, a gap their clients fill with getHistory; nothing is ever delivered twice.
+ * - Take-over: leases expire `leaseMs` after a worker stops renewing them; the others take its shards.
+ * - Stale connections: a 410 removes the connection's records. Other failures are retried with
+ *   capped, jittered backoff, then counted as failed.
+ * - Messages accepted by Redis whose Kafka append was never confirmed (the sender's handler died
+ *   between the two) are appended by a sweeper that one worker at a time runs, so every message that
+ *   was delivered is also stored.
+ */
+
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { hostname } from "node:os";
+import { Redis } from "ioredis";
+import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dynamo";
+import { createKafka, KafkaEventLog } from "../core/adapters/kafka";
+import { createManagementClient, ManagementApiGateway } from "../core/adapters/management";
+import { keys, RedisMessageBus, redisOptions } from "../core/adapters/redis";
+import { config } from "../core/config";
+import { createLogger, type Logger } from "../core/logger";
+import type { ConnectionGateway, ConnectionStore, EventLog } from "../core/ports";
+import { type ChatMessage, ChatMessage as ChatMessageSchema, toMessageFrame } from "../core/schemas";
+import { redisPassword } from "../core/secrets";
+import { ShardLeases } from "./fanout-leases";
+
+export interface FanoutOptions {
+  shards: number;
+  concurrency: number;
+  leaseMs: number;
+  workerId: string;
+  /** Entries read from a shard at a time. */
+  batchSize?: number;
+  /** How long a room's member list may be reused while its membership version is unchanged. */
+  memberCacheMs?: number;
+  /** Attempts of one post before it counts as failed. */
+  postAttempts?: number;
+  /** Accepted messages older than this without a confirmed Kafka append are appended by the sweeper. */
+  sweepAfterMs?: number;
+}
+
+export interface FanoutDeps {
+  redis: Redis;
+  /** A new connection for one shard's blocking reads. */
+  newReader: () => Redis;
+  store: ConnectionStore;
+  gateway: ConnectionGateway;
+  bus: RedisMessageBus;
+  /** Where the sweeper appends; without it there is no sweeper. */
+  log?: EventLog;
+  logger: Logger;
+}
+
+export interface FanoutStats {
+  delivered: number;
+  gone: number;
+  failed: number;
+  retried: number;
+  messages: number;
+  swept: number;
+  shards: number[];
+}
+
+interface Entry {
+  message: ChatMessage;
+  membershipVersion: string;
+}
+
+/** A counting semaphore: at most `limit` posts in flight across every shard of this worker. */
+function semaphore(limit: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(work: () => Promise<T>): Promise<T> => {
+    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await work();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Capped exponential backoff with full jitter. */
+export function backoffMs(attempt: number, baseMs = 50, capMs = 2000): number {
+  return Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
+}
+
+export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
+  const { redis, store, gateway, bus, logger } = deps;
+  const batchSize = options.batchSize ?? 200;
+  const memberCacheMs = options.memberCacheMs ?? 60_000;
+  const postAttempts = options.postAttempts ?? 4;
+  const sweepAfterMs = options.sweepAfterMs ?? 10_000;
+  const leases = new ShardLeases(redis, options.workerId, options.shards, options.leaseMs);
+  const limit = semaphore(options.concurrency);
+  const owned = new Set<number>();
+  const loops = new Map<number, Promise<void>>();
+  const members = new Map<string, { version: string; at: number; ids: string[] }>();
+  const stats: FanoutStats = {
+    delivered: 0,
+    gone: 0,
+    failed: 0,
+    retried: 0,
+    messages: 0,
+    swept: 0,
+    shards: [],
+  };
+  let stopping = false;
+  let ticker: NodeJS.Timeout | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
+  let ticking: Promise<void> = Promise.resolve();
+
+  async function membersOf(roomId: string, version: string): Promise<string[]> {
+    const cached = members.get(roomId);
+    if (cached && cached.version === version && Date.now() - cached.at < memberCacheMs) return cached.ids;
+    const ids: string[] = [];
+    for await (const page of store.listMembers(roomId)) ids.push(...page);
+    members.set(roomId, { version, at: Date.now(), ids });
+    return ids;
+  }
+
+  async function dropConnection(connectionId: string): Promise<void> {
+    stats.gone++;
+    for (const entry of members.values()) entry.ids = entry.ids.filter((id) => id !== connectionId);
+    try {
+      const rooms = await store.removeConnection(connectionId);
+      await bus.bumpMembership(rooms);
+      logger.info({ connectionId, rooms: rooms.length }, "removed a stale connection");
+    } catch (err) {
+      logger.warn({ connectionId, err }, "could not remove a stale connection; its TTL will");
+    }
+  }
+
+  async function post(connectionId: string, data: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if ((await gateway.post(connectionId, data)) === "gone") return dropConnection(connectionId);
+        stats.delivered++;
+        return;
+      } catch (err) {
+        if (attempt + 1 >= postAttempts) {
+          stats.failed++;
+          logger.warn({ connectionId, err }, "delivery failed after retries");
+          return;
+        }
+        stats.retried++;
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+
+  async function deliver(entry: Entry): Promise<void> {
+    const ids = await membersOf(entry.message.roomId, entry.membershipVersion);
+    const data = JSON.stringify(toMessageFrame(entry.message));
+    await Promise.all(ids.map((id) => limit(() => post(id, data))));
+    stats.messages++;
+  }
+
+  async function deliverWithRetry(entry: Entry): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await deliver(entry);
+      } catch (err) {
+        // Listing the members failed (DynamoDB); the room waits, to keep its order.
+        if (stopping || attempt + 1 >= postAttempts) {
+          stats.failed++;
+          logger.error(
+            { roomId: entry.message.roomId, seq: entry.message.seq, err },
+            "could not fan out a message",
+          );
+          return;
+        }
+        await sleep(backoffMs(attempt, 100));
+      }
+    }
+  }
+
+  function parse(fields: string[]): Entry | undefined {
+    const record: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
+    try {
+      const message = ChatMessageSchema.parse(JSON.parse(record.m ?? ""));
+      return { message, membershipVersion: record.v ?? "0" };
+    } catch (err) {
+      logger.error({ err }, "dropped a malformed fan-out entry");
+      return undefined;
+    }
+  }
+
+  async function deliverBatch(batch: [string, string[]][]): Promise<void> {
+    const rooms = new Map<string, Entry[]>();
+    for (const [, fields] of batch) {
+      const entry = parse(fields);
+      if (!entry) continue;
+      const list = rooms.get(entry.message.roomId);
+      if (list) list.push(entry);
+      else rooms.set(entry.message.roomId, [entry]);
+    }
+    await Promise.all(
+      [...rooms.values()].map(async (list) => {
+        for (const entry of list) await deliverWithRetry(entry);
+      }),
+    );
+  }
+
+  async function runShard(shard: number): Promise<void> {
+    const reader = deps.newReader();
+    const stream = keys.stream(shard);
+    try {
+      // A shard never read before starts at recent entries: older ones are history's job.
+      let cursor = (await leases.cursor(shard)) ?? `${Date.now() - 30_000}-0`;
+      while (owned.has(shard) && !stopping) {
+        const reply = (await reader.xread("COUNT", batchSize, "BLOCK", 1000, "STREAMS", stream, cursor)) as
+          | [string, [string, string[]][]][]
+          | null;
+        const batch = reply?.[0]?.[1];
+        if (!batch || batch.length === 0) continue;
+        const last = batch[batch.length - 1]?.[0] as string;
+        if (!(await leases.advance(shard, last))) {
+          logger.warn({ shard }, "lost the lease of a shard; leaving its batch to the new owner");
+          owned.delete(shard);
+          break;
+        }
+        cursor = last;
+        await deliverBatch(batch);
+      }
+    } catch (err) {
+      logger.error({ shard, err }, "shard loop failed; the shard will be taken again");
+      owned.delete(shard);
+    } finally {
+      reader.disconnect();
+      if (!owned.has(shard)) await leases.release(shard).catch(() => undefined);
+      loops.delete(shard);
+    }
+  }
+
+  async function balance(): Promise<void> {
+    const live = await leases.heartbeat();
+    for (const shard of [...owned]) {
+      if (!(await leases.renew(shard))) {
+        logger.warn({ shard }, "lease expired before renewal");
+        owned.delete(shard);
+      }
+    }
+    const fair = Math.ceil(options.shards / live);
+    if (owned.size > fair) {
+      // Hand the surplus over: each loop finishes its batch, then releases the lease.
+      for (const shard of [...owned].slice(fair)) owned.delete(shard);
+    } else if (owned.size < fair) {
+      const order = [...Array(options.shards).keys()].sort(() => Math.random() - 0.5);
+      for (const shard of order) {
+        if (owned.size >= fair) break;
+        if (owned.has(shard) || loops.has(shard)) continue;
+        if (await leases.tryAcquire(shard)) {
+          owned.add(shard);
+          loops.set(shard, runShard(shard));
+        }
+      }
+    }
+    stats.shards = [...owned].sort((a, b) => a - b);
+  }
+
+  async function sweep(log: EventLog): Promise<void> {
+    const lease = "fanout:sweeper";
+    const mine =
+      (await redis.set(lease, options.workerId, "PX", sweepAfterMs, "NX")) === "OK" ||
+      (await redis.get(lease)) === options.workerId;
+    if (!mine) return;
+    await redis.pexpire(lease, sweepAfterMs);
+    const pending = await bus.unloggedSince(sweepAfterMs);
+    if (pending.length === 0) return;
+    await log.append(pending);
+    for (const m of pending) await bus.markLogged(m.senderId, m.clientMsgId);
+    stats.swept += pending.length;
+    logger.warn(
+      { count: pending.length },
+      "appended accepted messages whose Kafka append was never confirmed",
+    );
+  }
+
+  return {
+    stats: (): FanoutStats => ({ ...stats, shards: [...stats.shards] }),
+    async start(): Promise<void> {
+      await balance();
+      const every = Math.max(100, Math.floor(options.leaseMs / 3));
+      ticker = setInterval(() => {
+        ticking = ticking.then(balance).catch((err) => logger.error({ err }, "balancing failed"));
+      }, every);
+      if (deps.log) {
+        const log = deps.log;
+        sweeper = setInterval(
+          () => {
+            void sweep(log).catch((err) => logger.error({ err }, "sweep failed"));
+          },
+          Math.max(500, Math.floor(sweepAfterMs / 2)),
+        );
+      }
+      logger.info({ workerId: options.workerId, shards: stats.shards }, "fan-out worker started");
+    },
+    /** Finishes the batches in flight, hands its shards back and leaves. */
+    async stop(): Promise<void> {
+      stopping = true;
+      clearInterval(ticker);
+      clearInterval(sweeper);
+      await ticking;
+      owned.clear();
+      await Promise.all(loops.values());
+      await leases.leave().catch(() => undefined);
+      logger.info({ ...stats }, "fan-out worker stopped");
+    },
+  };
+}
+
+/** Serves GET /health: 200 while the worker runs. */
+export function healthServer(port: number, healthy: () => boolean): Server {
+  const server = createServer((req, res) => {
+    const ok = req.url === "/health" && healthy();
+    res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok" : "unavailable");
+  });
+  server.listen(port, "0.0.0.0");
+  return server;
+}
+
+async function main(): Promise<void> {
+  const logger = createLogger("fanout");
+  const fanout = config.fanout();
+  const redis = new Redis(config.redis().url, redisOptions(await redisPassword()));
+  const kafkaLog = new KafkaEventLog(createKafka());
+  const worker = createFanoutWorker(
+    {
+      redis,
+      newReader: () => redis.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null }),
+      store: new DynamoConnectionStore(createDynamoClient()),
+      gateway: new ManagementApiGateway(createManagementClient()),
+      bus: new RedisMessageBus(redis),
+      log: kafkaLog,
+      logger,
+    },
+    {
+      shards: fanout.shards,
+      concurrency: fanout.concurrency,
+      leaseMs: fanout.leaseMs,
+      workerId: fanout.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+    },
+  );
+  let running = true;
+  const port = config.persister().healthPort;
+  const health = port !== undefined ? healthServer(port, () => running) : undefined;
+  await worker.start();
+  const report = setInterval(() => logger.info(worker.stats(), "fan-out stats"), 30_000);
+  const shutdown = async (signal: string) => {
+    if (!running) return;
+    running = false;
+    logger.info({ signal }, "stopping");
+    clearInterval(report);
+    await worker.stop();
+    await kafkaLog.disconnect();
+    redis.disconnect();
+    health?.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    createLogger("fanout").fatal({ err }, "fan-out worker could not start");
+    process.exit(1);
+  });
+}
