@@ -9,7 +9,7 @@ import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 import { InfraConfigError } from "../errors";
 import { accept } from "../nag";
-import { type Consumer, requireVpc } from "./consumer";
+import { allowIngress, type Consumer } from "./consumer";
 import type { DatabaseEndpoint } from "./endpoints";
 
 export interface ChatDatabaseProps {
@@ -30,6 +30,7 @@ export interface ChatDatabaseProps {
 export class ChatDatabase extends Construct implements DatabaseEndpoint {
   readonly instance: rds.DatabaseInstance;
   readonly secret: secretsmanager.ISecret;
+  readonly securityGroup: ec2.SecurityGroup;
   private readonly port: number;
 
   constructor(scope: Construct, id: string, props: ChatDatabaseProps) {
@@ -40,7 +41,13 @@ export class ChatDatabase extends Construct implements DatabaseEndpoint {
       engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
       parameters: { "rds.force_ssl": "1" },
     });
+    this.securityGroup = new ec2.SecurityGroup(this, "SecurityGroup", {
+      vpc: props.vpc,
+      description: "PostgreSQL: reachable only from the persister, getHistory and the migrator",
+      allowAllOutbound: false,
+    });
     this.instance = new rds.DatabaseInstance(this, "Instance", {
+      securityGroups: [this.securityGroup],
       engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
       instanceType: props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MICRO),
       vpc: props.vpc,
@@ -78,7 +85,7 @@ export class ChatDatabase extends Construct implements DatabaseEndpoint {
   }
 
   connect(consumer: Consumer): void {
-    requireVpc(consumer, "PostgreSQL").allowTo(this.instance, ec2.Port.tcp(this.port), "PostgreSQL");
+    allowIngress(consumer, this.securityGroup, ec2.Port.tcp(this.port), "PostgreSQL");
     this.secret.grantRead(consumer);
     consumer.addEnvironment("DATABASE_SECRET_ARN", this.secret.secretArn);
   }

@@ -48,10 +48,21 @@ export function containerConsumer(
   };
 }
 
-/** Throws when a data store in the VPC is connected to a consumer outside it. */
-export function requireVpc(consumer: Consumer, store: string): ec2.Connections {
+/**
+ * Opens `port` on the store's security group to the consumer's security groups. Ingress only: the
+ * consumers' groups already allow all outbound traffic (they reach AWS APIs through NAT).
+ * Throws when the consumer runs outside the VPC.
+ */
+export function allowIngress(
+  consumer: Consumer,
+  store: ec2.ISecurityGroup,
+  port: ec2.Port,
+  storeName: string,
+): void {
   if (!consumer.connections) {
-    throw new InfraConfigError(`${consumer.name} must run in the VPC to reach ${store}`);
+    throw new InfraConfigError(`${consumer.name} must run in the VPC to reach ${storeName}`);
   }
-  return consumer.connections;
+  for (const group of consumer.connections.securityGroups) {
+    store.addIngressRule(group, port, `${consumer.name} to ${storeName}`);
+  }
 }

@@ -11,7 +11,7 @@ import * as msk from "aws-cdk-lib/aws-msk";
 import * as cr from "aws-cdk-lib/custom-resources";
 import { Construct } from "constructs";
 import { accept, managedPolicyFinding } from "../nag";
-import { type Consumer, requireVpc } from "./consumer";
+import { allowIngress, type Consumer } from "./consumer";
 import { type KafkaEndpoint, setTopicEnvironment, type TopicSettings } from "./endpoints";
 
 /** The port MSK serves SASL/IAM over TLS on, inside the VPC. */
@@ -113,11 +113,7 @@ export class KafkaCluster extends Construct implements KafkaEndpoint {
   }
 
   private connectBase(consumer: Consumer): void {
-    requireVpc(consumer, "MSK").allowTo(
-      this.securityGroup,
-      ec2.Port.tcp(MSK_IAM_PORT),
-      "Kafka over SASL/IAM",
-    );
+    allowIngress(consumer, this.securityGroup, ec2.Port.tcp(MSK_IAM_PORT), "Kafka");
     consumer.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],

@@ -8,7 +8,7 @@ import * as elasticache from "aws-cdk-lib/aws-elasticache";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 import { accept } from "../nag";
-import { type Consumer, requireVpc } from "./consumer";
+import { allowIngress, type Consumer } from "./consumer";
 import type { RedisEndpoint } from "./endpoints";
 
 export interface RedisCacheProps {
@@ -71,7 +71,7 @@ export class RedisCache extends Construct implements RedisEndpoint {
   }
 
   connect(consumer: Consumer): void {
-    requireVpc(consumer, "Redis").allowTo(this.securityGroup, ec2.Port.tcp(this.port), "Redis");
+    allowIngress(consumer, this.securityGroup, ec2.Port.tcp(this.port), "Redis");
     this.authToken.grantRead(consumer);
     consumer.addEnvironment(
       "REDIS_URL",
