@@ -4,6 +4,8 @@ const common = { testEnvironment: "node", transform, moduleFileExtensions: ["ts"
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // A global option (jest ignores it inside a project): synth and cross-process tests take long.
+  testTimeout: 180000,
   projects: [
     {
       ...common,
@@ -16,7 +18,6 @@ module.exports = {
       displayName: "infra",
       roots: ["<rootDir>/infra", "<rootDir>/localstack"],
       testMatch: ["**/*.test.ts"],
-      testTimeout: 180000,
     },
     {
       ...common,
@@ -25,7 +26,6 @@ module.exports = {
       testMatch: ["**/*.test.ts"],
       globalSetup: "<rootDir>/test/global-setup.ts",
       globalTeardown: "<rootDir>/test/global-teardown.ts",
-      testTimeout: 120000,
     },
   ],
 };

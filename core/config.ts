@@ -80,9 +80,15 @@ export function loadConfig(env: Env = process.env) {
               .string({ error: "set it to redis://host:port" })
               .regex(/^rediss?:\/\//, "expected redis://host:port"),
             authSecretArn: z.string().optional(),
+            keyPrefix: z.string().max(64).default(""),
             recentHistory: positiveInt(200),
           },
-          { url: "REDIS_URL", authSecretArn: "REDIS_AUTH_SECRET_ARN", recentHistory: "RECENT_HISTORY_SIZE" },
+          {
+            url: "REDIS_URL",
+            authSecretArn: "REDIS_AUTH_SECRET_ARN",
+            keyPrefix: "REDIS_KEY_PREFIX",
+            recentHistory: "RECENT_HISTORY_SIZE",
+          },
         ),
       ),
     kafka: () =>

@@ -60,7 +60,7 @@ local seq = redis.call('INCR', KEYS[2])
 local m = '{"seq":' .. seq .. ARGV[1]
 redis.call('HSET', KEYS[1], 'm', m, 's', 'a')
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[7], now, KEYS[1])
+redis.call('ZADD', KEYS[7], now, ARGV[7])
 redis.call('ZADD', KEYS[3], seq, m)
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[4]) + 1))
 local mv = redis.call('GET', KEYS[6]) or '0'
@@ -70,7 +70,7 @@ return {'ok', m}
 
 const MARK_LOGGED = `
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 's', 'l') end
-redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 `;
 
@@ -98,6 +98,8 @@ type BusRedis = Redis & {
 export function redisOptions(password?: string): RedisOptions {
   return {
     password,
+    // Lets several stacks share one Redis (the tests run one per file); applies to script KEYS too.
+    keyPrefix: config.redis().keyPrefix || undefined,
     tls: config.redis().url.startsWith("rediss://") ? {} : undefined,
     maxRetriesPerRequest: 2,
     connectTimeout: 3000,
@@ -146,6 +148,8 @@ export class RedisMessageBus {
         this.recentSize,
         this.dedupeTtlSeconds,
         this.streamMaxLen,
+        // The pending set names the dedupe key as callers see it, without any client key prefix.
+        keys.dedupe(message.senderId, message.clientMsgId),
       ),
     );
     switch (reply[0]) {
@@ -166,7 +170,11 @@ export class RedisMessageBus {
 
   /** Records that Kafka has the message, so a retry need not append it again. */
   async markLogged(senderId: string, clientMsgId: string): Promise<void> {
-    await wrap("mark logged", this.redis.chatMarkLogged(keys.dedupe(senderId, clientMsgId), keys.pendingLog));
+    await wrap("mark logged", this.redis.chatMarkLogged(
+        keys.dedupe(senderId, clientMsgId),
+        keys.pendingLog,
+        keys.dedupe(senderId, clientMsgId),
+      ));
   }
 
   /** Accepted messages whose append to Kafka was not confirmed for `olderThanMs`. */

@@ -1,0 +1,84 @@
+/**
+ * A local stack for one test file: its own gateway and workers over the services the global set-up
+ * started, isolated from other files by its own table, topics, consumer group and Redis key prefix.
+ */
+import { randomBytes } from "node:crypto";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, QueryCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { Client } from "pg";
+import { signToken } from "../../core/auth";
+import { type RunningStack, type StackOptions, startStack } from "../../local/stack";
+
+export interface TestStack extends RunningStack {
+  /** Unique to this stack: prefix room ids with it. */
+  id: string;
+  token(userId: string, name?: string): string;
+  /** Items of the table under a partition key. */
+  items(pk: string): Promise<Record<string, unknown>[]>;
+  item(pk: string, sk: string): Promise<Record<string, unknown> | undefined>;
+  /** Rows of the messages table for rooms of this stack. */
+  rows(roomId: string): Promise<{ messageId: string; seq: number; text: string; senderId: string }[]>;
+  /** Waits until the room has `count` rows in PostgreSQL. */
+  waitForRows(roomId: string, count: number, timeoutMs?: number): Promise<void>;
+}
+
+export async function startTestStack(opts: StackOptions = {}): Promise<TestStack> {
+  const id = `t${randomBytes(4).toString("hex")}`;
+  const stack = await startStack({
+    port: 0,
+    idleTimeoutMs: opts.idleTimeoutMs,
+    maxLifetimeMs: opts.maxLifetimeMs,
+    fanoutWorkers: opts.fanoutWorkers,
+    persisters: opts.persisters,
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "error" },
+    settings: {
+      TABLE_NAME: `chat-${id}`,
+      MESSAGES_TOPIC: `chat.messages.${id}`,
+      DEAD_LETTER_TOPIC: `chat.messages.${id}.dlq`,
+      PERSISTER_GROUP_ID: `persister-${id}`,
+      REDIS_KEY_PREFIX: `${id}:`,
+      KAFKA_PARTITIONS: "4",
+      FANOUT_SHARDS: "8",
+      FANOUT_LEASE_MS: "1500",
+      ...opts.settings,
+    },
+  });
+  const doc = DynamoDBDocumentClient.from(
+    new DynamoDBClient({
+      region: "us-east-1",
+      endpoint: stack.env.DYNAMODB_ENDPOINT,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    }),
+  );
+  const table = stack.env.TABLE_NAME as string;
+  const pg = new Client({ connectionString: stack.env.DATABASE_URL });
+  await pg.connect();
+  const rows = async (roomId: string) =>
+    (
+      await pg.query(
+        "select message_id as \"messageId\", seq::int as seq, text, sender_id as \"senderId\" from messages where room_id = $1 order by seq",
+        [roomId],
+      )
+    ).rows;
+  return {
+    ...stack,
+    id,
+    token: (userId, name) => signToken(stack.env.JWT_SECRET as string, userId, { name }),
+    items: async (pk) =>
+      (
+        await doc.send(
+          new QueryCommand({ TableName: table, KeyConditionExpression: "pk = :p", ExpressionAttributeValues: { ":p": pk } }),
+        )
+      ).Items ?? [],
+    item: async (pk, sk) => (await doc.send(new GetCommand({ TableName: table, Key: { pk, sk } }))).Item,
+    rows,
+    async waitForRows(roomId, count, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      while ((await rows(roomId)).length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    },
+    async stop() {
+      await pg.end();
+      await stack.stop();
+    },
+  };
+}
