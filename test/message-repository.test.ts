@@ -14,6 +14,9 @@ import type { ChatMessage } from "../core/schemas";
 import { migrate, readMigrations } from "../prisma/migrate";
 import { createTestDatabase, serverUrl, type TestDatabase, withDatabase } from "../prisma/test-database";
 
+// Project-level testTimeout is not applied by jest to projects; these suites cross processes.
+jest.setTimeout(120_000);
+
 function message(
   roomId: string,
   seq: number,

@@ -207,3 +207,35 @@ export function createMessageRepository(
   const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 5 });
   return new PrismaMessageRepository(new PrismaClient({ adapter }));
 }
+
+/** Driver adapter error kinds that say the data itself is refused; a retry cannot succeed. */
+const PERMANENT_KINDS = new Set([
+  "LengthMismatch",
+  "ValueOutOfRange",
+  "InvalidInputValue",
+  "UniqueConstraintViolation",
+  "NullConstraintViolation",
+  "ForeignKeyConstraintViolation",
+  "RestrictViolation",
+  "InconsistentColumnData",
+]);
+
+/**
+ * Whether a write failed because of the data (retrying cannot help: the message goes to the
+ * dead-letter topic) rather than because of the database's state (connection refused or
+ * terminated, serialization failure, shutdown, too many connections: retry). Anything not known
+ * to be permanent is answered as transient, so that no message is ever skipped by mistake.
+ */
+export function isPermanentWriteError(error: unknown): boolean {
+  if (error instanceof ChatError) return !error.retriable;
+  const e = error as {
+    name?: unknown;
+    meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } };
+  };
+  if (e?.name === "PrismaClientValidationError") return true;
+  const cause = e?.meta?.driverAdapterError?.cause;
+  if (!cause || typeof cause.kind !== "string") return false;
+  if (PERMANENT_KINDS.has(cause.kind)) return true;
+  // SQLSTATE classes 22 (data exception, e.g. invalid byte sequence) and 23 (integrity violation).
+  return cause.kind === "postgres" && typeof cause.code === "string" && /^2[23]/.test(cause.code);
+}

@@ -1,0 +1,367 @@
+/**
+ * The persister: a Kafka consumer group member that stores every accepted message in PostgreSQL
+ * exactly once. Run it with `tsx worker/persister.ts` (the worker image runs the same entry point).
+ *
+ * Per batch: decode every record, write the valid ones with one idempotent insert, send what can
+ * never be stored to the dead-letter topic, and only then resolve and commit the batch's offsets.
+ * A crash anywhere before the commit means the batch is delivered again, and the insert skips what
+ * is stored already, so nothing is lost and nothing is stored twice. Transient database errors are
+ * retried with capped, jittered backoff and never skipped.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from "kafkajs";
+import { createKafka, decodeMessageRecord, ensureTopics } from "../core/adapters/kafka";
+import {
+  createMessageRepository,
+  isPermanentWriteError,
+  MessageConflictError,
+  unstorableReason,
+} from "../core/adapters/message-repository";
+import { config } from "../core/config";
+import { createLogger, type Logger } from "../core/logger";
+import type { MessageRepository } from "../core/ports";
+import type { ChatMessage } from "../core/schemas";
+import { databaseUrl } from "../core/secrets";
+import { deadLetterRecord } from "./persister-dead-letter";
+
+/** Tuning of {@link createPersister}; every field has a default fit for production. */
+export interface PersisterOptions {
+  /** Port of the health endpoint (200 while consuming, 503 otherwise); 0 picks a free one; none when undefined. */
+  healthPort?: number;
+  /** First retry delay of a failed write, in ms (default 100). */
+  retryBaseMs?: number;
+  /** Longest retry delay, in ms (default 5000). */
+  retryMaxMs?: number;
+  /** Consumer session timeout, in ms (default 30000). */
+  sessionTimeoutMs?: number;
+  /** Consumer heartbeat interval, in ms (default 3000). */
+  heartbeatIntervalMs?: number;
+}
+
+/** What {@link createPersister} needs: the real adapters in production, the same in tests. */
+export interface PersisterDeps {
+  kafka: Kafka;
+  repository: MessageRepository;
+  logger: Logger;
+  topic: string;
+  deadLetterTopic: string;
+  groupId: string;
+  options?: PersisterOptions;
+}
+
+/** A running persister. */
+export interface Persister {
+  /** Joins the group and starts consuming; resolves once the consumer runs (and the health endpoint listens). */
+  start(): Promise<void>;
+  /** Finishes the batch in flight, commits it, leaves the group and disconnects. Idempotent. */
+  stop(): Promise<void>;
+  /** Whether the consumer is in its group and consuming. */
+  healthy(): boolean;
+  /** The health endpoint's port once started, when one was asked for. */
+  healthPort(): number | undefined;
+}
+
+/** The batch was given up without committing (shutdown during an outage): it will be delivered again. */
+class BatchAbandonedError extends Error {
+  override name = "BatchAbandonedError";
+}
+
+interface Decoded {
+  record: KafkaMessage;
+  message: ChatMessage;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Creates a persister over the given Kafka client and repository. */
+export function createPersister(deps: PersisterDeps): Persister {
+  const { kafka, repository, logger, topic, deadLetterTopic, groupId } = deps;
+  const options = deps.options ?? {};
+  const retryBaseMs = options.retryBaseMs ?? 100;
+  const retryMaxMs = options.retryMaxMs ?? 5000;
+  let consumer: Consumer | undefined;
+  let producer: Producer | undefined;
+  let server: Server | undefined;
+  let consuming = false;
+  let stopping = false;
+  let stopped: Promise<void> | undefined;
+
+  /** Full jitter: a random delay up to the capped exponential, so replicas do not retry in step. */
+  const backoff = (attempt: number) =>
+    Math.random() * Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(attempt, 20));
+
+  /** Runs `work` until it succeeds or fails permanently; transient failures are retried forever, except on shutdown. */
+  async function retrying<T>(
+    what: string,
+    work: () => Promise<T>,
+    heartbeat: () => Promise<void>,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work();
+      } catch (error) {
+        if (isPermanentWriteError(error)) throw error;
+        if (stopping) throw new BatchAbandonedError(`${what} failed during shutdown`, { cause: error });
+        const delay = backoff(attempt);
+        logger.warn(
+          { err: error, attempt: attempt + 1, delayMs: Math.round(delay) },
+          `${what} failed; retrying`,
+        );
+        await sleep(delay);
+        await heartbeat();
+      }
+    }
+  }
+
+  async function sendToDeadLetter(
+    dead: { record: KafkaMessage; reason: string; error: string }[],
+    partition: number,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    if (dead.length === 0 || !producer) return;
+    const messages = dead.map((d) =>
+      deadLetterRecord({ topic, partition, groupId }, d.record, d.reason, d.error),
+    );
+    const p = producer;
+    // Kafka errors are all worth a retry here; a record is never committed past before its DLQ copy is acked.
+    await retrying(
+      "dead-letter produce",
+      () => p.send({ topic: deadLetterTopic, acks: -1, messages }),
+      heartbeat,
+    );
+    for (const d of dead) {
+      logger.warn(
+        { partition, offset: d.record.offset, error: d.error, reason: d.reason },
+        "record sent to the dead-letter topic",
+      );
+    }
+  }
+
+  /** Writes the messages; answers those refused for good, with their reason. Transient errors are retried inside. */
+  async function write(
+    decoded: Decoded[],
+    heartbeat: () => Promise<void>,
+  ): Promise<{ written: number; refused: { record: KafkaMessage; reason: string; error: string }[] }> {
+    if (decoded.length === 0) return { written: 0, refused: [] };
+    try {
+      const written = await retrying(
+        "insert",
+        () => repository.insertMany(decoded.map((d) => d.message)),
+        heartbeat,
+      );
+      return { written, refused: [] };
+    } catch (error) {
+      if (error instanceof MessageConflictError) {
+        const byId = new Map(error.conflicts.map((c) => [c.message.messageId, c.reason]));
+        return {
+          written: error.written,
+          refused: decoded
+            .filter((d) => byId.has(d.message.messageId))
+            .map((d) => ({
+              record: d.record,
+              reason: byId.get(d.message.messageId) ?? "conflict",
+              error: error.name,
+            })),
+        };
+      }
+      if (!isPermanentWriteError(error)) throw error;
+      if (decoded.length === 1) {
+        const only = decoded[0] as Decoded;
+        const e = error as Error;
+        return {
+          written: 0,
+          refused: [{ record: only.record, reason: e.message, error: e.name ?? "Error" }],
+        };
+      }
+      // One record spoils the statement for all: write them one by one to find it.
+      logger.warn({ count: decoded.length }, "batch refused by the database; writing its records one by one");
+      let written = 0;
+      const refused: { record: KafkaMessage; reason: string; error: string }[] = [];
+      for (const d of decoded) {
+        const one = await write([d], heartbeat);
+        written += one.written;
+        refused.push(...one.refused);
+      }
+      return { written, refused };
+    }
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    if (batch.messages.length === 0 || !consumer) return;
+    const started = Date.now();
+    const valid: Decoded[] = [];
+    const dead: { record: KafkaMessage; reason: string; error: string }[] = [];
+    for (const record of batch.messages) {
+      try {
+        const message = decodeMessageRecord(record.value);
+        const reason = unstorableReason(message);
+        if (reason) dead.push({ record, reason, error: "UnstorableMessageError" });
+        else valid.push({ record, message });
+      } catch (error) {
+        const e = error as Error;
+        dead.push({ record, reason: e.message, error: e.name ?? "Error" });
+      }
+    }
+    try {
+      const { written, refused } = await write(valid, heartbeat);
+      dead.push(...refused);
+      await sendToDeadLetter(dead, batch.partition, heartbeat);
+      if (isStale() || !isRunning()) {
+        // The partition was taken from us meanwhile: the new owner will see these again; the writes are idempotent.
+        logger.info({ partition: batch.partition }, "batch done after losing the partition; not committing");
+        return;
+      }
+      const last = batch.lastOffset();
+      resolveOffset(last);
+      const next = (BigInt(last) + 1n).toString();
+      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      await heartbeat();
+      logger.info(
+        {
+          partition: batch.partition,
+          firstOffset: batch.firstOffset(),
+          lastOffset: last,
+          records: batch.messages.length,
+          written,
+          duplicates: valid.length - written - refused.length,
+          deadLettered: dead.length,
+          durationMs: Date.now() - started,
+        },
+        "batch stored and committed",
+      );
+    } catch (error) {
+      if (error instanceof BatchAbandonedError) {
+        logger.warn(
+          { partition: batch.partition, err: error.cause },
+          "batch abandoned during shutdown; it will be delivered again",
+        );
+        return;
+      }
+      throw error;
+    }
+  }
+
+  async function startHealth(port: number): Promise<void> {
+    server = createServer((req, res) => {
+      const ok = consuming && !stopping;
+      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          status: ok ? "consuming" : stopping ? "stopping" : "not consuming",
+          groupId,
+          topic,
+        }),
+      );
+      req.resume();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server?.once("error", reject);
+      server?.listen(port, "0.0.0.0", () => resolve());
+    });
+  }
+
+  return {
+    async start() {
+      if (options.healthPort !== undefined) await startHealth(options.healthPort);
+      producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      await producer.connect();
+      consumer = kafka.consumer({
+        groupId,
+        sessionTimeout: options.sessionTimeoutMs ?? 30000,
+        heartbeatInterval: options.heartbeatIntervalMs ?? 3000,
+        allowAutoTopicCreation: false,
+      });
+      const c = consumer;
+      c.on(c.events.GROUP_JOIN, (e) => {
+        consuming = true;
+        logger.info(
+          { memberId: e.payload.memberId, assignment: e.payload.memberAssignment },
+          "joined the consumer group",
+        );
+      });
+      c.on(c.events.CRASH, (e) => {
+        consuming = false;
+        logger.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
+      });
+      c.on(c.events.STOP, () => {
+        consuming = false;
+      });
+      await c.connect();
+      // A new group starts at the beginning: messages produced before the first persister ran must be stored too.
+      await c.subscribe({ topic, fromBeginning: true });
+      await c.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+      logger.info({ topic, groupId, deadLetterTopic }, "persister started");
+    },
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        logger.info("persister stopping: finishing the batch in flight");
+        // disconnect() waits for the batch in flight (which commits), then leaves the group.
+        await consumer?.disconnect();
+        consuming = false;
+        await producer?.disconnect();
+        await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+        logger.info("persister stopped");
+      })();
+      return stopped;
+    },
+    healthy: () => consuming && !stopping,
+    healthPort: () => (server?.address() as AddressInfo | null)?.port,
+  };
+}
+
+/** The entry point: wires the real adapters from the environment and runs until SIGTERM or SIGINT. */
+async function main(): Promise<void> {
+  const logger = createLogger("persister");
+  const kafkaConfig = config.kafka();
+  const persisterConfig = config.persister();
+  const repository = createMessageRepository(await databaseUrl());
+  try {
+    await repository.assertReady();
+  } catch (error) {
+    logger.fatal({ err: error }, (error as Error).message);
+    await repository.disconnect();
+    process.exit(1);
+  }
+  const kafka = createKafka(kafkaConfig);
+  await ensureTopics(kafka, kafkaConfig);
+  const persister = createPersister({
+    kafka,
+    repository,
+    logger,
+    topic: kafkaConfig.messagesTopic,
+    deadLetterTopic: kafkaConfig.deadLetterTopic,
+    groupId: persisterConfig.groupId,
+    options: { healthPort: persisterConfig.healthPort },
+  });
+  let exiting = false;
+  const shutdown = (signal: string) => {
+    if (exiting) return;
+    exiting = true;
+    logger.info({ signal }, "signal received");
+    persister
+      .stop()
+      .then(() => repository.disconnect())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, "unclean shutdown");
+          process.exit(1);
+        },
+      );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  await persister.start();
+  const port = persister.healthPort();
+  if (port !== undefined) logger.info({ healthPort: port }, "health endpoint listening");
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
