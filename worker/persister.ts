@@ -246,7 +246,7 @@ export function createPersister(deps: PersisterDeps): Persister {
   async function startHealth(port: number): Promise<void> {
     server = createServer((req, res) => {
       const ok = consuming && !stopping;
-      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+      res.writeHead(ok ? 200 : 503, { "content-type": "application/json", connection: "close" });
       res.end(
         JSON.stringify({
           status: ok ? "consuming" : stopping ? "stopping" : "not consuming",
@@ -302,7 +302,11 @@ export function createPersister(deps: PersisterDeps): Persister {
         await consumer?.disconnect();
         consuming = false;
         await producer?.disconnect();
-        await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+        await new Promise<void>((resolve) => {
+          if (!server) return resolve();
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
         logger.info("persister stopped");
       })();
       return stopped;
