@@ -37,8 +37,15 @@ describe("the upgrade", () => {
 
   test.each([
     ["garbage", () => "not-a-token"],
-    ["badly signed", () => jwt.sign({ sub: "mallory", exp: Math.floor(Date.now() / 1000) + 60 }, "wrong-secret")],
-    ["expired", () => jwt.sign({ sub: "alice", exp: Math.floor(Date.now() / 1000) - 10 }, stack.env.JWT_SECRET as string)],
+    [
+      "badly signed",
+      () => jwt.sign({ sub: "mallory", exp: Math.floor(Date.now() / 1000) + 60 }, "wrong-secret"),
+    ],
+    [
+      "expired",
+      () =>
+        jwt.sign({ sub: "alice", exp: Math.floor(Date.now() / 1000) - 10 }, stack.env.JWT_SECRET as string),
+    ],
     ["without exp", () => jwt.sign({ sub: "alice" }, stack.env.JWT_SECRET as string)],
     [
       "alg none",
@@ -54,7 +61,10 @@ describe("the upgrade", () => {
           algorithm: "HS512",
         }),
     ],
-    ["an empty sub", () => jwt.sign({ sub: "", exp: Math.floor(Date.now() / 1000) + 60 }, stack.env.JWT_SECRET as string)],
+    [
+      "an empty sub",
+      () => jwt.sign({ sub: "", exp: Math.floor(Date.now() / 1000) + 60 }, stack.env.JWT_SECRET as string),
+    ],
   ])("is refused with 401 for a token %s", async (_label, token) => {
     expect(await refusedStatus(stack.url, { token: token() })).toBe(401);
   });
@@ -87,7 +97,10 @@ describe("rooms and records", () => {
     expect((await client.request({ action: "joinRoom", roomId: room }, "joined")).type).toBe("joined");
     expect(await stack.items(`ROOM#${room}`)).toHaveLength(1);
 
-    expect(await client.request({ action: "leaveRoom", roomId: room }, "left")).toEqual({ type: "left", roomId: room });
+    expect(await client.request({ action: "leaveRoom", roomId: room }, "left")).toEqual({
+      type: "left",
+      roomId: room,
+    });
     expect(await stack.items(`ROOM#${room}`)).toHaveLength(0);
     // Leaving a room not joined is not an error either.
     expect((await client.request({ action: "leaveRoom", roomId: room }, "left")).type).toBe("left");
@@ -96,7 +109,8 @@ describe("rooms and records", () => {
     await client.request({ action: "joinRoom", roomId: `${room}-2` }, "joined");
     await client.close();
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && (await stack.item(connectionKey, "META"))) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() < deadline && (await stack.item(connectionKey, "META")))
+      await new Promise((r) => setTimeout(r, 50));
     expect(await stack.item(connectionKey, "META")).toBeUndefined();
     expect(await stack.items(`ROOM#${room}`)).toHaveLength(0);
     expect(await stack.items(`ROOM#${room}-2`)).toHaveLength(0);
@@ -185,17 +199,26 @@ describe("error frames (PROTOCOL.md's table), and the connection stays usable", 
     ["joinRoom with a 65-char roomId", { action: "joinRoom", roomId: "r".repeat(65) }],
     ["leaveRoom with an empty roomId", { action: "leaveRoom", roomId: "" }],
     ["sendMessage without text", { action: "sendMessage", roomId: "r", clientMsgId: "c" }],
-    ["sendMessage with only white space", { action: "sendMessage", roomId: "r", clientMsgId: "c", text: " \n\t " }],
+    [
+      "sendMessage with only white space",
+      { action: "sendMessage", roomId: "r", clientMsgId: "c", text: " \n\t " },
+    ],
     ["sendMessage with an empty text", { action: "sendMessage", roomId: "r", clientMsgId: "c", text: "" }],
     ["sendMessage with a numeric text", { action: "sendMessage", roomId: "r", clientMsgId: "c", text: 5 }],
-    ["sendMessage with a bad clientMsgId", { action: "sendMessage", roomId: "r", clientMsgId: "a b", text: "x" }],
+    [
+      "sendMessage with a bad clientMsgId",
+      { action: "sendMessage", roomId: "r", clientMsgId: "a b", text: "x" },
+    ],
     ["sendMessage without clientMsgId", { action: "sendMessage", roomId: "r", text: "x" }],
     ["getHistory with a negative afterSeq", { action: "getHistory", roomId: "r", afterSeq: -1 }],
     ["getHistory with a fractional limit", { action: "getHistory", roomId: "r", limit: 2.5 }],
     ["getHistory with limit 101", { action: "getHistory", roomId: "r", limit: 101 }],
     ["getHistory with limit 0", { action: "getHistory", roomId: "r", limit: 0 }],
     ["getHistory with a string beforeSeq", { action: "getHistory", roomId: "r", beforeSeq: "5" }],
-    ["getHistory with both afterSeq and beforeSeq", { action: "getHistory", roomId: "r", afterSeq: 1, beforeSeq: 5 }],
+    [
+      "getHistory with both afterSeq and beforeSeq",
+      { action: "getHistory", roomId: "r", afterSeq: 1, beforeSeq: 5 },
+    ],
   ])("BAD_REQUEST for %s, echoing the action", async (_label, frame) => {
     const error = await errorOf(frame);
     expect(error).toMatchObject({ type: "error", code: "BAD_REQUEST", action: frame.action });
@@ -208,7 +231,12 @@ describe("error frames (PROTOCOL.md's table), and the connection stays usable", 
   });
 
   test("TOO_LARGE for a text over 4,000 characters, counted in code points", async () => {
-    const error = await errorOf({ action: "sendMessage", roomId: room(), clientMsgId: "big", text: "x".repeat(4001) });
+    const error = await errorOf({
+      action: "sendMessage",
+      roomId: room(),
+      clientMsgId: "big",
+      text: "x".repeat(4001),
+    });
     expect(error).toMatchObject({ code: "TOO_LARGE", action: "sendMessage", clientMsgId: "big" });
     // 4,000 emoji are 8,000 UTF-16 units but 4,000 code points: accepted.
     const ack = await client.request(
@@ -219,7 +247,12 @@ describe("error frames (PROTOCOL.md's table), and the connection stays usable", 
   });
 
   test("NOT_A_MEMBER for sendMessage and getHistory on a room not joined", async () => {
-    const send = await errorOf({ action: "sendMessage", roomId: `${stack.id}-elsewhere`, clientMsgId: "nm", text: "hi" });
+    const send = await errorOf({
+      action: "sendMessage",
+      roomId: `${stack.id}-elsewhere`,
+      clientMsgId: "nm",
+      text: "hi",
+    });
     expect(send).toMatchObject({ code: "NOT_A_MEMBER", action: "sendMessage", clientMsgId: "nm" });
     const history = await errorOf({ action: "getHistory", roomId: `${stack.id}-elsewhere` });
     expect(history).toMatchObject({ code: "NOT_A_MEMBER", action: "getHistory" });

@@ -5,6 +5,9 @@
  * each takes at most its fair share, so shards spread as workers come and go.
  */
 import type { Redis } from "ioredis";
+import { keys } from "../core/adapters/redis";
+
+const streamKey = keys.stream;
 
 const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -12,22 +15,40 @@ return 0`;
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
-/** Moves the shard's cursor only while the caller still holds the lease (a fence against a late writer). */
+/**
+ * Moves the shard's cursor past a batch, only while the caller still holds the lease (a fence against
+ * a late writer). The batch's start is kept and its record of started entries emptied, so that a
+ * new owner can finish a batch its previous owner died in.
+ */
 const ADVANCE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local previous = redis.call('GET', KEYS[2])
+if previous then redis.call('SET', KEYS[3], previous) else redis.call('DEL', KEYS[3]) end
 redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[4])
 return 1`;
 
 export const leaseKeys = {
   workers: "fanout:workers",
   lease: (shard: number) => `fanout:lease:${shard}`,
   cursor: (shard: number) => `fanout:cursor:${shard}`,
+  /** Where the batch up to the cursor began (exclusive). */
+  batchStart: (shard: number) => `fanout:start:${shard}`,
+  /** Entries of the current batch whose delivery began. */
+  started: (shard: number) => `fanout:started:${shard}`,
 };
 
 type LeaseRedis = Redis & {
   fanoutRenew(key: string, owner: string, ms: number): Promise<number>;
   fanoutRelease(key: string, owner: string): Promise<number>;
-  fanoutAdvance(lease: string, cursor: string, owner: string, id: string): Promise<number>;
+  fanoutAdvance(
+    lease: string,
+    cursor: string,
+    start: string,
+    started: string,
+    owner: string,
+    id: string,
+  ): Promise<number>;
 };
 
 export class ShardLeases {
@@ -41,7 +62,7 @@ export class ShardLeases {
   ) {
     redis.defineCommand("fanoutRenew", { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand("fanoutRelease", { numberOfKeys: 1, lua: RELEASE });
-    redis.defineCommand("fanoutAdvance", { numberOfKeys: 2, lua: ADVANCE });
+    redis.defineCommand("fanoutAdvance", { numberOfKeys: 4, lua: ADVANCE });
     this.redis = redis as LeaseRedis;
   }
 
@@ -73,11 +94,42 @@ export class ShardLeases {
     return this.redis.get(leaseKeys.cursor(shard));
   }
 
+  /** Records that delivery of an entry of the current batch begins. */
+  async markStarted(shard: number, id: string): Promise<void> {
+    await this.redis.sadd(leaseKeys.started(shard), id);
+  }
+
+  /**
+   * The batch a previous owner advanced past but may not have finished: its entries, and those whose
+   * delivery had begun (which must not be delivered again).
+   */
+  async unfinished(
+    shard: number,
+  ): Promise<{ entries: [string, string[]][]; started: Set<string> } | undefined> {
+    const [cursor, start, started] = await Promise.all([
+      this.redis.get(leaseKeys.cursor(shard)),
+      this.redis.get(leaseKeys.batchStart(shard)),
+      this.redis.smembers(leaseKeys.started(shard)),
+    ]);
+    if (!cursor) return undefined;
+    const entries = (await this.redis.xrange(streamKey(shard), start ? `(${start}` : "-", cursor)) as [
+      string,
+      string[],
+    ][];
+    return { entries, started: new Set(started) };
+  }
+
   /** Moves the cursor past `id`; false when the lease was lost, and the batch must not be delivered. */
   async advance(shard: number, id: string): Promise<boolean> {
     return (
-      (await this.redis.fanoutAdvance(leaseKeys.lease(shard), leaseKeys.cursor(shard), this.workerId, id)) ===
-      1
+      (await this.redis.fanoutAdvance(
+        leaseKeys.lease(shard),
+        leaseKeys.cursor(shard),
+        leaseKeys.batchStart(shard),
+        leaseKeys.started(shard),
+        this.workerId,
+        id,
+      )) === 1
     );
   }
 }

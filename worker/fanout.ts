@@ -5,8 +5,10 @@
  * - Order: a room maps to one shard and a shard to one owner, which delivers a room's messages one
  *   after another; different rooms go out in parallel, bounded by `concurrency`.
  * - No double delivery: the owner moves the shard's cursor past a batch (fenced by its lease) before
- *   delivering it. A worker that dies mid-batch leaves at most that batch undelivered to some
- *   connections, a gap their clients fill with getHistory; nothing is ever delivered twice.
+ *   delivering it, and records each entry as started before posting it. A new owner finishes the
+ *   batch its previous owner died in, skipping the entries that had started: those (at most one per
+ *   room) may have reached some connections and not others, a gap their clients fill with
+ *   getHistory. Nothing is ever delivered twice.
  * - Take-over: leases expire `leaseMs` after a worker stops renewing them; the others take its shards.
  * - Stale connections: a 410 removes the connection's records. Other failures are retried with
  *   capped, jittered backoff, then counted as failed.
@@ -197,18 +199,22 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     }
   }
 
-  async function deliverBatch(batch: [string, string[]][]): Promise<void> {
-    const rooms = new Map<string, Entry[]>();
-    for (const [, fields] of batch) {
-      const entry = parse(fields);
-      if (!entry) continue;
+  async function deliverBatch(shard: number, batch: [string, string[]][]): Promise<void> {
+    const rooms = new Map<string, (Entry & { id: string })[]>();
+    for (const [id, fields] of batch) {
+      const parsed = parse(fields);
+      if (!parsed) continue;
+      const entry = { ...parsed, id };
       const list = rooms.get(entry.message.roomId);
       if (list) list.push(entry);
       else rooms.set(entry.message.roomId, [entry]);
     }
     await Promise.all(
       [...rooms.values()].map(async (list) => {
-        for (const entry of list) await deliverWithRetry(entry);
+        for (const entry of list) {
+          await leases.markStarted(shard, entry.id);
+          await deliverWithRetry(entry);
+        }
       }),
     );
   }
@@ -219,6 +225,15 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     try {
       // A shard never read before starts at recent entries: older ones are history's job.
       let cursor = (await leases.cursor(shard)) ?? `${Date.now() - 30_000}-0`;
+      const unfinished = await leases.unfinished(shard);
+      if (unfinished && unfinished.entries.length > 0) {
+        const rest = unfinished.entries.filter(([id]) => !unfinished.started.has(id));
+        logger.info(
+          { shard, entries: rest.length, skipped: unfinished.entries.length - rest.length },
+          "finishing the batch the shard's previous owner left",
+        );
+        await deliverBatch(shard, rest);
+      }
       while (owned.has(shard) && !stopping) {
         const reply = (await reader.xread("COUNT", batchSize, "BLOCK", 1000, "STREAMS", stream, cursor)) as
           | [string, [string, string[]][]][]
@@ -232,7 +247,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
           break;
         }
         cursor = last;
-        await deliverBatch(batch);
+        await deliverBatch(shard, batch);
       }
     } catch (err) {
       logger.error({ shard, err }, "shard loop failed; the shard will be taken again");
@@ -350,6 +365,7 @@ async function main(): Promise<void> {
       shards: fanout.shards,
       concurrency: fanout.concurrency,
       leaseMs: fanout.leaseMs,
+      sweepAfterMs: fanout.sweepAfterMs,
       workerId: fanout.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
     },
   );

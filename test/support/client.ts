@@ -44,7 +44,9 @@ export class TestClient {
     return new Promise((resolve, reject) => {
       ws.once("open", () => resolve(new TestClient(ws)));
       ws.once("unexpected-response", (_req, res) => {
-        reject(Object.assign(new Error(`upgrade refused with ${res.statusCode}`), { status: res.statusCode }));
+        reject(
+          Object.assign(new Error(`upgrade refused with ${res.statusCode}`), { status: res.statusCode }),
+        );
         ws.terminate();
       });
       ws.once("error", reject);
@@ -69,7 +71,11 @@ export class TestClient {
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) {
           this.waiters.splice(i, 1);
-          reject(new Error(`no matching frame within ${timeoutMs} ms; received ${JSON.stringify(this.frames.slice(-5))}`));
+          reject(
+            new Error(
+              `no matching frame within ${timeoutMs} ms; received ${JSON.stringify(this.frames.slice(-5))}`,
+            ),
+          );
         }
       }, timeoutMs);
     });
@@ -79,7 +85,8 @@ export class TestClient {
   request(frame: Frame, type: string, timeoutMs = 10_000): Promise<Frame> {
     const answer = this.next(
       (f) =>
-        (f.type === type && (frame.roomId === undefined || f.roomId === frame.roomId) &&
+        (f.type === type &&
+          (frame.roomId === undefined || f.roomId === frame.roomId) &&
           (frame.clientMsgId === undefined || f.clientMsgId === frame.clientMsgId)) ||
         (f.type === "error" && (frame.clientMsgId === undefined || f.clientMsgId === frame.clientMsgId)),
       timeoutMs,
@@ -109,7 +116,10 @@ export class TestClient {
 }
 
 /** Tries to connect and answers the HTTP status of the refused upgrade (fails if it was accepted). */
-export async function refusedStatus(url: string, options: { token?: string; header?: string } = {}): Promise<number> {
+export async function refusedStatus(
+  url: string,
+  options: { token?: string; header?: string } = {},
+): Promise<number> {
   try {
     const client = await TestClient.connect(url, options);
     await client.close();

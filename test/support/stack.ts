@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, QueryCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { Client } from "pg";
 import { signToken } from "../../core/auth";
 import { type RunningStack, type StackOptions, startStack } from "../../local/stack";
@@ -16,6 +16,8 @@ export interface TestStack extends RunningStack {
   /** Items of the table under a partition key. */
   items(pk: string): Promise<Record<string, unknown>[]>;
   item(pk: string, sk: string): Promise<Record<string, unknown> | undefined>;
+  /** Writes items to the table as they are (to stage a record the app would not write itself). */
+  putItems(items: Record<string, unknown>[]): Promise<void>;
   /** Rows of the messages table for rooms of this stack. */
   rows(roomId: string): Promise<{ messageId: string; seq: number; text: string; senderId: string }[]>;
   /** Waits until the room has `count` rows in PostgreSQL. */
@@ -56,7 +58,7 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
   const rows = async (roomId: string) =>
     (
       await pg.query(
-        "select message_id as \"messageId\", seq::int as seq, text, sender_id as \"senderId\" from messages where room_id = $1 order by seq",
+        'select message_id as "messageId", seq::int as seq, text, sender_id as "senderId" from messages where room_id = $1 order by seq',
         [roomId],
       )
     ).rows;
@@ -67,14 +69,22 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
     items: async (pk) =>
       (
         await doc.send(
-          new QueryCommand({ TableName: table, KeyConditionExpression: "pk = :p", ExpressionAttributeValues: { ":p": pk } }),
+          new QueryCommand({
+            TableName: table,
+            KeyConditionExpression: "pk = :p",
+            ExpressionAttributeValues: { ":p": pk },
+          }),
         )
       ).Items ?? [],
     item: async (pk, sk) => (await doc.send(new GetCommand({ TableName: table, Key: { pk, sk } }))).Item,
+    putItems: async (items) => {
+      for (const Item of items) await doc.send(new PutCommand({ TableName: table, Item }));
+    },
     rows,
     async waitForRows(roomId, count, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
-      while ((await rows(roomId)).length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while ((await rows(roomId)).length < count && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
     },
     async stop() {
       await pg.end();

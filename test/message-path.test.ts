@@ -1,0 +1,207 @@
+/**
+ * The message path over the running local stack: real WebSocket clients, Redis, a Kafka broker,
+ * PostgreSQL and dynalite, the fan-out worker and the persister as their own processes.
+ */
+import { type Frame, TestClient } from "./support/client";
+import { startTestStack, type TestStack } from "./support/stack";
+
+let stack: TestStack;
+const clients: TestClient[] = [];
+
+beforeAll(async () => {
+  stack = await startTestStack({ fanoutWorkers: 1, persisters: 1 });
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await stack?.stop();
+});
+
+async function connect(userId: string): Promise<TestClient> {
+  const client = await TestClient.connect(stack.url, { token: stack.token(userId, `User ${userId}`) });
+  clients.push(client);
+  return client;
+}
+
+/** Checks a client's frames of one room: each acked message exactly once, in seq order. */
+function expectExactlyOnceInOrder(received: Frame[], acked: Map<number, Frame>): void {
+  const seqs = received.map((m) => m.seq);
+  expect(seqs).toEqual([...acked.keys()].sort((a, b) => a - b));
+  for (const m of received) expect(m.messageId).toBe(acked.get(m.seq)?.messageId);
+}
+
+test("three rooms: every member receives each message once, in seq order; non-members nothing; PostgreSQL matches the acks", async () => {
+  const rooms = ["a", "b", "c"].map((r) => `${stack.id}-room-${r}`);
+  const perRoom = 4;
+  const members: TestClient[][] = [];
+  for (const [i, room] of rooms.entries()) {
+    const list: TestClient[] = [];
+    for (let j = 0; j < perRoom; j++) {
+      const client = await connect(`u${i}${j}`);
+      await client.request({ action: "joinRoom", roomId: room }, "joined");
+      list.push(client);
+    }
+    members.push(list);
+  }
+  // One client in two rooms, and one in none.
+  const both = await connect("both");
+  await both.request({ action: "joinRoom", roomId: rooms[0] as string }, "joined");
+  await both.request({ action: "joinRoom", roomId: rooms[1] as string }, "joined");
+  members[0]?.push(both);
+  members[1]?.push(both);
+  const outsider = await connect("outsider");
+
+  const messagesPerSender = 5;
+  const acks = new Map<string, Map<number, Frame>>(rooms.map((r) => [r, new Map()]));
+  const texts = new Map<string, string>();
+  await Promise.all(
+    rooms.flatMap((room, i) =>
+      (members[i] ?? []).map(async (client, j) => {
+        for (let k = 0; k < messagesPerSender; k++) {
+          const clientMsgId = `m-${i}-${j}-${k}`;
+          const text = `message ${k} from ${j} in ${room} ✓`;
+          const ack = await client.request({ action: "sendMessage", roomId: room, text, clientMsgId }, "ack");
+          expect(ack).toMatchObject({ type: "ack", roomId: room, clientMsgId });
+          expect(typeof ack.messageId).toBe("string");
+          acks.get(room)?.set(ack.seq, ack);
+          texts.set(ack.messageId, text);
+        }
+      }),
+    ),
+  );
+
+  for (const [i, room] of rooms.entries()) {
+    const acked = acks.get(room) as Map<number, Frame>;
+    const expected = (members[i]?.length ?? 0) * messagesPerSender;
+    expect(acked.size).toBe(expected);
+    // Seqs are 1..n with no gap: the server assigned them in the order it accepted them.
+    expect([...acked.keys()].sort((a, b) => a - b)).toEqual(
+      Array.from({ length: expected }, (_, k) => k + 1),
+    );
+    for (const client of members[i] ?? []) {
+      const received = await client.waitForMessages(room, expected);
+      expectExactlyOnceInOrder(received, acked);
+      for (const m of received) {
+        expect(m.text).toBe(texts.get(m.messageId));
+        expect(m.senderName).toMatch(/^User /);
+        expect(new Date(m.sentAt).toISOString()).toBe(m.sentAt);
+      }
+    }
+    await stack.waitForRows(room, expected);
+    const rows = await stack.rows(room);
+    expect(rows.map((r) => r.seq)).toEqual([...acked.keys()].sort((a, b) => a - b));
+    for (const row of rows) {
+      expect(row.messageId).toBe(acked.get(row.seq)?.messageId);
+      expect(row.text).toBe(texts.get(row.messageId));
+    }
+  }
+  // Give a late delivery the chance to show up before declaring the outsider clean.
+  await new Promise((r) => setTimeout(r, 500));
+  expect(outsider.frames.filter((f) => f.type === "message")).toEqual([]);
+  // The client in two rooms got each room's messages, and only those.
+  expect(both.frames.filter((f) => f.type === "message" && !rooms.slice(0, 2).includes(f.roomId))).toEqual(
+    [],
+  );
+});
+
+test("a retried sendMessage answers the same messageId and seq, and is delivered and stored once", async () => {
+  const room = `${stack.id}-retry`;
+  const sender = await connect("retrier");
+  const reader = await connect("reader");
+  await sender.request({ action: "joinRoom", roomId: room }, "joined");
+  await reader.request({ action: "joinRoom", roomId: room }, "joined");
+  const frame = { action: "sendMessage", roomId: room, text: "only once", clientMsgId: "same-id" };
+  const first = await sender.request(frame, "ack");
+  const second = await sender.request(frame, "ack");
+  expect(second).toEqual(first);
+  await reader.waitForMessages(room, 1);
+  await stack.waitForRows(room, 1);
+  await new Promise((r) => setTimeout(r, 500));
+  expect(reader.messages(room)).toHaveLength(1);
+  expect(await stack.rows(room)).toHaveLength(1);
+});
+
+test("a join is visible to the next message, and a leave stops delivery", async () => {
+  const room = `${stack.id}-membership`;
+  const a = await connect("early");
+  await a.request({ action: "joinRoom", roomId: room }, "joined");
+  await a.request({ action: "sendMessage", roomId: room, text: "before", clientMsgId: "j1" }, "ack");
+  const b = await connect("late");
+  const joined = await b.request({ action: "joinRoom", roomId: room }, "joined");
+  expect(joined.lastSeq).toBe(1);
+  await a.request({ action: "sendMessage", roomId: room, text: "after", clientMsgId: "j2" }, "ack");
+  expect((await b.next((f) => f.type === "message" && f.roomId === room)).seq).toBe(2);
+  await b.request({ action: "leaveRoom", roomId: room }, "left");
+  await a.request({ action: "sendMessage", roomId: room, text: "gone", clientMsgId: "j3" }, "ack");
+  await a.waitForMessages(room, 3);
+  await new Promise((r) => setTimeout(r, 300));
+  expect(b.messages(room).map((m) => m.seq)).toEqual([2]);
+});
+
+test("a stale connection (gone without $disconnect) is cleaned on the first 410", async () => {
+  const room = `${stack.id}-stale`;
+  const live = await connect("alive");
+  await live.request({ action: "joinRoom", roomId: room }, "joined");
+  const ghost = await connect("ghost");
+  await ghost.request({ action: "joinRoom", roomId: room }, "joined");
+  const memberships = await stack.items(`ROOM#${room}`);
+  const records = await Promise.all(
+    memberships.map(async (membership) => ({
+      membership,
+      meta: await stack.item(membership.sk as string, "META"),
+    })),
+  );
+  const ghostRecords = records.find((r) => r.meta?.userId === "ghost");
+  expect(ghostRecords?.meta).toBeDefined();
+  // The socket drops; its records are put back as they were, as if $disconnect had never run.
+  ghost.ws.terminate();
+  await ghost.closed;
+  await new Promise((r) => setTimeout(r, 300));
+  await stack.putItems([ghostRecords?.membership, ghostRecords?.meta] as Record<string, unknown>[]);
+  expect(await stack.items(`ROOM#${room}`)).toHaveLength(2);
+
+  await live.request({ action: "sendMessage", roomId: room, text: "anyone?", clientMsgId: "s1" }, "ack");
+  await live.waitForMessages(room, 1);
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && (await stack.items(`ROOM#${room}`)).length > 1) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect((await stack.items(`ROOM#${room}`)).map((i) => i.userId)).toEqual(["alive"]);
+  expect(await stack.item(ghostRecords?.meta?.pk as string, "META")).toBeUndefined();
+});
+
+test("RATE_LIMITED past the allowance, and the connection stays usable", async () => {
+  const limited = await startTestStack({
+    fanoutWorkers: 1,
+    persisters: 0,
+    settings: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "3" },
+  });
+  try {
+    const room = `${limited.id}-rl`;
+    const client = await TestClient.connect(limited.url, { token: limited.token("flood") });
+    await client.request({ action: "joinRoom", roomId: room }, "joined");
+    const started = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        client.request({ action: "sendMessage", roomId: room, text: `x${i}`, clientMsgId: `f${i}` }, "ack"),
+      ),
+    );
+    const limitedAnswers = answers.filter((a) => a.type === "error");
+    const elapsedSeconds = (Date.now() - started) / 1000;
+    // The burst is there at once; then one more a second.
+    const acked = answers.filter((a) => a.type === "ack").length;
+    expect(acked).toBeGreaterThanOrEqual(3);
+    expect(acked).toBeLessThanOrEqual(3 + Math.ceil(elapsedSeconds));
+    expect(limitedAnswers.length).toBe(20 - acked);
+    for (const a of limitedAnswers) expect(a).toMatchObject({ code: "RATE_LIMITED", action: "sendMessage" });
+    await new Promise((r) => setTimeout(r, 1100));
+    const retry = await client.request(
+      { action: "sendMessage", roomId: room, text: "x0", clientMsgId: limitedAnswers[0]?.clientMsgId },
+      "ack",
+    );
+    expect(retry.type).toBe("ack");
+    await client.close();
+  } finally {
+    await limited.stop();
+  }
+});

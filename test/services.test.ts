@@ -1,0 +1,301 @@
+/**
+ * The local service starters, checked against the real services: the ones global-setup started (or the
+ * environment gave) for what does not kill anything, and separate ones, started here, for kill() and
+ * restart().
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { Redis } from "ioredis";
+import { Kafka, logLevel } from "kafkajs";
+import { Client } from "pg";
+import {
+  type RunningService,
+  ServiceStartError,
+  startKafka,
+  startLocalServices,
+  startPostgres,
+  startRedis,
+} from "../local/services";
+
+// jest 30 reads testTimeout only from the top-level config, not from a project's, so say it here:
+// starting a broker of our own, killing and restarting it takes tens of seconds on a busy machine.
+jest.setTimeout(120_000);
+
+const env = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: is test/global-setup.ts configured for this project?`);
+  return value;
+};
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function sql<T>(url: string, text: string): Promise<T[]> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+const scratch: string[] = [];
+function scratchDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "chat-services-test-"));
+  scratch.push(dir);
+  return dir;
+}
+const ours: RunningService[] = [];
+afterAll(async () => {
+  await Promise.allSettled(ours.map((s) => s.stop()));
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the services global-setup provides", () => {
+  test("Redis answers PING", async () => {
+    const redis = new Redis(env("REDIS_URL"), { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await redis.connect();
+      expect(await redis.ping()).toBe("PONG");
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  test("Kafka: a topic, an idempotent producer with acks -1, and a consumer group reading it back", async () => {
+    const kafka = new Kafka({
+      clientId: "services-test",
+      brokers: env("KAFKA_BROKERS").split(","),
+      logLevel: logLevel.WARN,
+    });
+    const topic = `services-test-${Date.now()}-${process.pid}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      expect(await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true })).toBe(
+        true,
+      );
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const sent = Array.from({ length: 30 }, (_, i) => ({ key: `room-${i % 5}`, value: `record-${i}` }));
+    try {
+      const results = await producer.send({ topic, acks: -1, messages: sent });
+      expect(results.every((r) => r.errorCode === 0)).toBe(true);
+    } finally {
+      await producer.disconnect();
+    }
+    const consumer = kafka.consumer({
+      groupId: `${topic}-group`,
+      sessionTimeout: 6000,
+      heartbeatInterval: 500,
+    });
+    const received: string[] = [];
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      const all = new Promise<void>((done) => {
+        void consumer.run({
+          eachMessage: async ({ message }) => {
+            received.push(message.value?.toString() ?? "");
+            if (received.length >= sent.length) done();
+          },
+        });
+      });
+      await all;
+    } finally {
+      await consumer.disconnect();
+    }
+    expect(received.sort()).toEqual(sent.map((m) => m.value).sort());
+  });
+
+  test("PostgreSQL answers select 1, in the database chat", async () => {
+    const rows = await sql<{ one: number; db: string }>(
+      env("DATABASE_URL"),
+      "select 1 as one, current_database() as db",
+    );
+    expect(rows).toEqual([{ one: 1, db: "chat" }]);
+  });
+
+  test("DynamoDB (dynalite) answers ListTables through the AWS SDK", async () => {
+    const client = new DynamoDBClient({
+      endpoint: env("DYNAMODB_ENDPOINT"),
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    try {
+      const answer = await client.send(new ListTablesCommand({}));
+      expect(Array.isArray(answer.TableNames)).toBe(true);
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe("services started for one test", () => {
+  test("Redis survives kill() and restart() with every acknowledged write", async () => {
+    const redis = await startRedis({ dataDir: scratchDir() });
+    ours.push(redis);
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    for (let i = 0; i < 200; i++) await client.incr("counter");
+    await client.set("last", "written just before the kill");
+    client.disconnect();
+    const pid = redis.pid;
+    expect(pid).toBeDefined();
+    await redis.kill?.();
+    expect(alive(pid as number)).toBe(false);
+    expect(redis.pid).toBeUndefined();
+
+    await redis.restart?.();
+    expect(redis.pid).toBeDefined();
+    expect(redis.pid).not.toBe(pid);
+    const again = new Redis(redis.url, { lazyConnect: true });
+    try {
+      await again.connect();
+      expect(await again.get("counter")).toBe("200");
+      expect(await again.get("last")).toBe("written just before the kill");
+    } finally {
+      again.disconnect();
+    }
+    const restartedPid = redis.pid as number;
+    await redis.stop();
+    expect(alive(restartedPid)).toBe(false);
+  });
+
+  test("PostgreSQL survives kill() and restart() with its committed rows", async () => {
+    const postgres = await startPostgres({ dataDir: scratchDir() });
+    ours.push(postgres);
+    await sql(
+      postgres.url,
+      "create table t (id int primary key); insert into t select generate_series(1, 100)",
+    );
+    const pid = postgres.pid as number;
+    await postgres.kill?.();
+    expect(alive(pid)).toBe(false);
+    await postgres.restart?.();
+    expect(await sql(postgres.url, "select count(*)::int as n from t")).toEqual([{ n: 100 }]);
+    const restartedPid = postgres.pid as number;
+    await postgres.stop();
+    expect(alive(restartedPid)).toBe(false);
+  });
+
+  test("Kafka survives kill() and restart() with its acknowledged records", async () => {
+    const broker = await startKafka({ dataDir: scratchDir() });
+    ours.push(broker);
+    const kafka = new Kafka({ clientId: "services-test", brokers: [broker.url], logLevel: logLevel.NOTHING });
+    const topic = "survives-restart";
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    await producer.send({ topic, acks: -1, messages: [{ value: "a" }, { value: "b" }] });
+    await producer.disconnect();
+
+    const pid = broker.pid as number;
+    await broker.kill?.();
+    expect(alive(pid)).toBe(false);
+    await broker.restart?.();
+
+    const check = kafka.admin();
+    await check.connect();
+    try {
+      const offsets = await check.fetchTopicOffsets(topic);
+      expect(offsets).toEqual([expect.objectContaining({ partition: 0, low: "0", high: "2" })]);
+    } finally {
+      await check.disconnect();
+    }
+    const restartedPid = broker.pid as number;
+    await broker.stop();
+    expect(alive(restartedPid)).toBe(false);
+  });
+});
+
+describe("what cannot be started is said in one sentence", () => {
+  test("a missing redis-server", async () => {
+    const error = await startRedis({ dataDir: scratchDir(), binary: "/nonexistent/redis-server" }).catch(
+      (e) => e,
+    );
+    expect(error).toBeInstanceOf(ServiceStartError);
+    expect(error.message).toBe("Redis not found: apt-get install redis-server, or set REDIS_URL");
+  });
+
+  test("missing PostgreSQL binaries", async () => {
+    const error = await startPostgres({ dataDir: scratchDir(), binDir: "/nonexistent/bin" }).catch((e) => e);
+    expect(error).toBeInstanceOf(ServiceStartError);
+    expect(error.message).toBe("PostgreSQL not found: apt-get install postgresql, or set DATABASE_URL");
+  });
+
+  test("a missing java", async () => {
+    const error = await startKafka({ dataDir: scratchDir(), java: "/nonexistent/java" }).catch((e) => e);
+    expect(error).toBeInstanceOf(ServiceStartError);
+    expect(error.message).toMatch(
+      /^Java not found: apt-get install openjdk-\d+-jre-headless, or set KAFKA_BROKERS$/,
+    );
+  });
+
+  test("a process that dies while starting: the error carries the tail of its log", async () => {
+    const error = await startRedis({ dataDir: scratchDir(), args: ["--no-such-setting", "1"] }).catch(
+      (e) => e,
+    );
+    expect(error).toBeInstanceOf(ServiceStartError);
+    expect(error.message).toMatch(/^Redis exited with code \d+ while starting/);
+    expect(error.logTail).toMatch(/no-such-setting/);
+  });
+});
+
+describe("startLocalServices", () => {
+  test("uses the environment's URLs as they are and starts nothing", async () => {
+    const given = {
+      REDIS_URL: "redis://cache.example:6379",
+      KAFKA_BROKERS: "b1.example:9092,b2.example:9092",
+      DATABASE_URL: "postgresql://app@db.example:5432/chat",
+      DYNAMODB_ENDPOINT: "http://dynamo.example:8000",
+    };
+    const dataDir = join(scratchDir(), "unused");
+    const services = await startLocalServices({ env: given, dataDir });
+    try {
+      expect(services.env).toEqual(given);
+      expect(services.services.every((s) => s.pid === undefined)).toBe(true);
+    } finally {
+      await services.stop();
+    }
+  });
+
+  test("starts only what is needed and not given, and stop() removes its data", async () => {
+    const dataDir = join(scratchDir(), "run");
+    const services = await startLocalServices({
+      env: { DATABASE_URL: "postgresql://app@db.example:5432/chat" },
+      dataDir,
+      keepData: false,
+      need: { redis: true, postgres: true, kafka: false, dynamodb: false },
+    });
+    const again = await startLocalServices({ dataDir });
+    expect(again).toBe(services);
+    const pid = services.services.find((s) => s.name === "redis")?.pid;
+    expect(pid).toBeDefined();
+    try {
+      expect(services.env.KAFKA_BROKERS).toBe("");
+      expect(services.env.DYNAMODB_ENDPOINT).toBe("");
+      expect(services.env.DATABASE_URL).toBe("postgresql://app@db.example:5432/chat");
+      expect(services.env.REDIS_URL).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+      expect(alive(pid as number)).toBe(true);
+    } finally {
+      await services.stop();
+    }
+    expect(alive(pid as number)).toBe(false);
+    expect(existsSync(dataDir)).toBe(false);
+  });
+});
