@@ -326,9 +326,9 @@ describe("workers", () => {
     expect(envOf(persister)).toMatchObject({ PERSISTER_GROUP_ID: "chat-persister", KAFKA_AUTH: "aws-iam" });
     expect(JSON.stringify(envOf(fanout).MANAGEMENT_ENDPOINT)).toContain("execute-api");
     expect(Object.keys(envOf(fanout))).toEqual(
-      expect.arrayContaining(["TABLE_NAME", "REDIS_URL", "FANOUT_SHARDS"]),
+      expect.arrayContaining(["TABLE_NAME", "REDIS_URL", "FANOUT_SHARDS", "KAFKA_BROKERS", "MESSAGES_TOPIC"]),
     );
-    expect(Object.keys(envOf(fanout))).not.toContain("KAFKA_BROKERS");
+    expect(Object.keys(envOf(fanout))).not.toContain("DATABASE_SECRET_ARN");
   });
 });
 

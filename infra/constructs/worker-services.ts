@@ -98,6 +98,8 @@ export class WorkerServices extends Construct {
     });
     props.table.connectReadAndDelete(this.fanout.consumer);
     props.redis.connect(this.fanout.consumer);
+    // Its sweeper appends messages Redis accepted whose Kafka append was never confirmed.
+    props.kafka.connectProducer(this.fanout.consumer);
     this.fanout.consumer.addEnvironment("FANOUT_SHARDS", String(props.fanoutShards ?? 16));
     // The management API, on this API's stage only: post to a connection and drop a stale one.
     const stageArn = Stack.of(this).formatArn({
