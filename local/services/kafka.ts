@@ -255,7 +255,7 @@ function runJava(java: string, args: string[]): Promise<string> {
   });
 }
 
-/** Answers whether the broker serves metadata (it is up, unfenced and has a controller). */
+/** Answers whether the broker serves metadata (it is up, unfenced, has a controller) and consumer groups. */
 async function brokerReady(port: number): Promise<boolean> {
   if (!(await portOpen(port))) return false;
   const kafka = new Kafka({
@@ -271,7 +271,11 @@ async function brokerReady(port: number): Promise<boolean> {
   try {
     await admin.connect();
     const cluster = await admin.describeCluster();
-    return cluster.brokers.length > 0 && cluster.controller !== null;
+    if (cluster.brokers.length === 0 || cluster.controller === null) return false;
+    // Finding a group coordinator creates __consumer_offsets and fails until its partitions have
+    // leaders; waiting for it here spares every first consumer group a crash-and-retry.
+    await admin.describeGroups(["local-services-ready"]);
+    return true;
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
