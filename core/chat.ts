@@ -164,8 +164,12 @@ export class ChatService {
     let hasMore = found.length > limit;
     const page = forward ? found.slice(0, limit) : found.slice(Math.max(0, found.length - limit));
     let frames = page.map(toMessageFrame);
-    while (frames.length > 0 && JSON.stringify(frames).length + 200 > MAX_RESPONSE_BYTES) {
+    // Keep the frame under the gateway's limit, dropping from the far end of the direction asked.
+    const sizes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)) + 1);
+    let bytes = sizes.reduce((a, b) => a + b, 200);
+    while (frames.length > 0 && bytes > MAX_RESPONSE_BYTES) {
       hasMore = true;
+      bytes -= (forward ? sizes.pop() : sizes.shift()) ?? 0;
       frames = forward ? frames.slice(0, -1) : frames.slice(1);
     }
     return { ok: true, messages: frames, hasMore };
