@@ -65,9 +65,15 @@ export class TestClient {
       return Promise.resolve(already);
     }
     return new Promise((resolve, reject) => {
-      const waiter = { match, resolve };
+      const waiter = {
+        match,
+        resolve: (f: Frame) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+      };
       this.waiters.push(waiter);
-      setTimeout(() => {
+      const timer = setTimeout(() => {
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) {
           this.waiters.splice(i, 1);
