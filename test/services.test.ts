@@ -3,9 +3,10 @@
  * environment gave) for what does not kill anything, and separate ones, started here, for kill() and
  * restart().
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
@@ -29,13 +30,24 @@ const env = (name: string): string => {
   return value;
 };
 
+/** Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not count). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** Waits for a SIGKILLed process to be gone: delivery is asynchronous, so allow it a moment. */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  return !alive(pid);
 }
 
 async function sql<T>(url: string, text: string): Promise<T[]> {
@@ -297,5 +309,74 @@ describe("startLocalServices", () => {
     }
     expect(alive(pid as number)).toBe(false);
     expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+/** Runs a TypeScript snippet (or file) in a child process through tsx, as `npm run` would. */
+function tsx(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const root = resolve(__dirname, "..");
+  const child = spawn(process.execPath, [join(root, "node_modules", "tsx", "dist", "cli.mjs"), ...args], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c) => {
+    stdout += c;
+  });
+  child.stderr.on("data", (c) => {
+    stderr += c;
+  });
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  const until = async (pattern: RegExp) => {
+    const deadline = Date.now() + 60_000;
+    while (!pattern.test(stdout + stderr)) {
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`no ${pattern} in:\n${stdout}\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return (stdout + stderr).match(pattern) as RegExpMatchArray;
+  };
+  return { child, exited, until, output: () => stdout + stderr };
+}
+
+describe("no service outlives the process that started it", () => {
+  const snippet = (ending: string) =>
+    `import { startRedis } from "./local/services";
+     startRedis({ dataDir: ${JSON.stringify(scratchDir())} }).then((r) => { console.log("redis pid " + r.pid); ${ending} });`;
+
+  test.each([
+    ["SIGTERM, with no handler of its own", "", "SIGTERM" as const],
+    ["SIGINT, with no handler of its own", "", "SIGINT" as const],
+    ["process.exit()", "setTimeout(() => process.exit(0), 200);", undefined],
+  ])("%s", async (_, ending, signal) => {
+    const run = tsx(["-e", snippet(ending)]);
+    const pid = Number((await run.until(/redis pid (\d+)/))[1]);
+    expect(alive(pid)).toBe(true);
+    if (signal) run.child.kill(signal);
+    await run.exited;
+    expect(await gone(pid)).toBe(true);
+  });
+
+  test("npm run services prints export lines, and stops what it started on Ctrl-C", async () => {
+    const run = tsx(["local/services/cli.ts"], {
+      ...process.env,
+      // Given, so only Redis is started: the test stays quick.
+      KAFKA_BROKERS: "127.0.0.1:1",
+      DATABASE_URL: "postgresql://postgres@127.0.0.1:1/chat",
+      DYNAMODB_ENDPOINT: "http://127.0.0.1:1",
+      REDIS_URL: "",
+    });
+    const redisUrl = (await run.until(/^export REDIS_URL=(redis:\/\/127\.0\.0\.1:\d+)$/m))[1] as string;
+    expect(run.output()).toMatch(/^export KAFKA_BROKERS=127\.0\.0\.1:1$/m);
+    const pid = Number((await run.until(/"pids":\{"redis":(\d+)\}/))[1]);
+    const client = new Redis(redisUrl, { lazyConnect: true });
+    await client.connect();
+    expect(await client.ping()).toBe("PONG");
+    client.disconnect();
+    run.child.kill("SIGINT");
+    expect(await run.exited).toBe(0);
+    expect(alive(pid)).toBe(false);
   });
 });

@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   for (const [name, value] of Object.entries(services.env)) {
     if (value) process.stdout.write(`export ${name}=${value}\n`);
   }
-  log.info("services ready; press Ctrl-C to stop them");
+  const pids = Object.fromEntries(services.services.flatMap((s) => (s.pid ? [[s.name, s.pid]] : [])));
+  log.info({ pids }, "services ready; press Ctrl-C to stop them");
   // The child processes and dynalite's server keep the event loop alive until shutdown.
 }
 

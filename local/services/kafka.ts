@@ -69,7 +69,7 @@ function runMaven(mvn: string, version: string, outputDir: string, onProgress?: 
       }
       if (Date.now() - lastReport > 5000) {
         lastReport = Date.now();
-        onProgress?.(`fetching Kafka ${version}: ${downloaded} files downloaded so far…`);
+        onProgress?.(`fetching Kafka ${version}: still resolving, ${downloaded} files downloaded so far…`);
       }
     };
     child.stdout.on("data", onData);
@@ -80,7 +80,14 @@ function runMaven(mvn: string, version: string, outputDir: string, onProgress?: 
       // Maven's useful sentence is its first [ERROR] line (e.g. "Could not resolve dependencies…").
       const error =
         lines.find((l) => l.includes("[ERROR]")) ?? lines.at(-1) ?? `mvn exited with code ${code}`;
-      fail(new Error(error.trim()));
+      fail(
+        new Error(
+          error
+            .replace("[ERROR] ", "")
+            .replace(/ -> \[Help \d+\]/, "")
+            .trim(),
+        ),
+      );
     });
   });
 }
@@ -112,6 +119,8 @@ async function fetchVersion(
     return { version, libs };
   } finally {
     rmSync(partial, { recursive: true, force: true });
+    // A version that never resolved leaves no empty directory behind to suggest otherwise.
+    if (!existsSync(libs)) rmSync(home, { recursive: true, force: true });
   }
 }
 
