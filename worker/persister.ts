@@ -10,7 +10,14 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from "kafkajs";
+import {
+  type Consumer,
+  type EachBatchPayload,
+  type Kafka,
+  type KafkaMessage,
+  Partitioners,
+  type Producer,
+} from "kafkajs";
 import { createKafka, decodeMessageRecord, ensureTopics } from "../core/adapters/kafka";
 import {
   createMessageRepository,
@@ -265,7 +272,12 @@ export function createPersister(deps: PersisterDeps): Persister {
   return {
     async start() {
       if (options.healthPort !== undefined) await startHealth(options.healthPort);
-      producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      producer = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
       await producer.connect();
       consumer = kafka.consumer({
         groupId,

@@ -43,7 +43,11 @@ export function createKafka(cfg: KafkaConfig = config.kafka(), region = config.a
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry;
-        log[levelNames[level] ?? "info"](rest, message);
+        // Bounded retries are deliberate: a send fails fast, the client retries with the same
+        // clientMsgId, and the persister drops the duplicate a retried produce may leave.
+        const expected =
+          typeof message === "string" && message.startsWith("Limiting retries for the idempotent");
+        log[expected ? "debug" : (levelNames[level] ?? "info")](rest, message);
       },
   });
 }
