@@ -4,7 +4,7 @@
  * as is; for each other one we start our own on a free port of 127.0.0.1, with its data under one
  * directory that is removed again on stop.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startDynamo } from "./dynamodb";
 import { ServiceStartError } from "./errors";
@@ -58,6 +58,26 @@ const VARIABLE: Record<Name, keyof LocalServices["env"]> = {
 };
 const NAMES: Name[] = ["redis", "kafka", "postgres", "dynamodb"];
 
+const RUN_ROOT = join(repoRoot, ".cache", "run");
+
+/**
+ * Removes the default data directories of processes that are gone: one killed with SIGKILL had no
+ * chance to remove its own, and they would pile up.
+ */
+function removeStaleRunDirs(): void {
+  if (!existsSync(RUN_ROOT)) return;
+  for (const entry of readdirSync(RUN_ROOT)) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      process.kill(Number(entry), 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ESRCH") {
+        rmSync(join(RUN_ROOT, entry), { recursive: true, force: true });
+      }
+    }
+  }
+}
+
 /** Handles started in this process, by data directory: starting twice answers the same services. */
 const started = new Map<string, Promise<LocalServices>>();
 
@@ -71,7 +91,8 @@ function external(name: Name, url: string): RunningService {
  * Calling it again with the same data directory before stop() answers the same services.
  */
 export function startLocalServices(opts: LocalServicesOptions = {}): Promise<LocalServices> {
-  const dataDir = absolute(opts.dataDir ?? join(repoRoot, ".cache", "run", String(process.pid)));
+  if (opts.dataDir === undefined) removeStaleRunDirs();
+  const dataDir = absolute(opts.dataDir ?? join(RUN_ROOT, String(process.pid)));
   const existing = started.get(dataDir);
   if (existing) return existing;
   const work = start(dataDir, opts);

@@ -125,7 +125,12 @@ export async function startPostgres(options: PostgresOptions): Promise<RunningSe
         user,
       );
     } catch (error) {
-      throw new ServiceStartError(`PostgreSQL initdb failed in ${data}:\n${(error as Error).message}`, {
+      const output = (error as Error).message;
+      // As root we run initdb as the postgres user, who must be able to reach the data directory.
+      const hint = /permission denied/i.test(output)
+        ? ` (the postgres user needs to traverse every parent of ${dir}; pass a dataDir under /tmp)`
+        : "";
+      throw new ServiceStartError(`PostgreSQL initdb failed in ${data}${hint}:\n${output}`, {
         cause: error,
       });
     }

@@ -210,8 +210,12 @@ export class ManagedProcess {
     } catch {
       // already gone
     }
-    const timer = sleep(this.spec.stopTimeoutMs).then(() => "timeout" as const);
-    await Promise.race([this.exited, timer]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((done) => {
+      timer = setTimeout(done, this.spec.stopTimeoutMs);
+    });
+    // The timer is cleared, not left to run out: it would keep a finished jest run alive for seconds.
+    await Promise.race([this.exited, timeout]).finally(() => clearTimeout(timer));
     // Whatever it forked (postgres backends) must go too, and so must a process that did not stop.
     this.killGroupNow();
     await this.exited;
