@@ -193,6 +193,14 @@ export function loadConfig(env: Env = process.env) {
           { groupId: "PERSISTER_GROUP_ID", healthPort: "HEALTH_PORT" },
         ),
       ),
+    process: () =>
+      once("process", () =>
+        section(
+          env,
+          { parentPid: z.coerce.number().int().positive().optional() },
+          { parentPid: "PARENT_PID" },
+        ),
+      ),
     log: () =>
       once("log", () =>
         section(

@@ -31,6 +31,7 @@ import type { ConnectionGateway, ConnectionStore, EventLog } from "../core/ports
 import { type ChatMessage, ChatMessage as ChatMessageSchema, toMessageFrame } from "../core/schemas";
 import { redisPassword } from "../core/secrets";
 import { ShardLeases } from "./fanout-leases";
+import { onShutdown } from "./lifecycle";
 
 export interface FanoutOptions {
   shards: number;
@@ -385,8 +386,7 @@ async function main(): Promise<void> {
     health?.close();
     process.exit(0);
   };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
+  onShutdown((signal) => void shutdown(signal));
 }
 
 if (require.main === module) {

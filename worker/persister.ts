@@ -30,6 +30,7 @@ import { createLogger, type Logger } from "../core/logger";
 import type { MessageRepository } from "../core/ports";
 import type { ChatMessage } from "../core/schemas";
 import { databaseUrl } from "../core/secrets";
+import { onShutdown } from "./lifecycle";
 import { deadLetterRecord } from "./persister-dead-letter";
 
 /** Tuning of {@link createPersister}; every field has a default fit for production. */
@@ -368,8 +369,7 @@ async function main(): Promise<void> {
         },
       );
   };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  onShutdown(shutdown);
   await persister.start();
   const port = persister.healthPort();
   if (port !== undefined) logger.info({ healthPort: port }, "health endpoint listening");
