@@ -1,5 +1,5 @@
 /** Unit tests sit beside their module; tests that cross processes live in test/. */
-const transform = { "^.+\\.tsx?$": ["ts-jest", { isolatedModules: true, diagnostics: false }] };
+const transform = { "^.+\\.tsx?$": ["ts-jest", { diagnostics: false }] };
 const common = { testEnvironment: "node", transform, moduleFileExtensions: ["ts", "js", "json"] };
 
 /** @type {import('jest').Config} */
