@@ -1,6 +1,7 @@
 /**
  * The CDK app (`cdk synth`, `npm run deploy`, `npm run local:deploy`). Context values:
- * `profile` (aws | localstack), `stackName`, `natGateways`, `alarmEmail`, `deletionProtection`.
+ * `profile` (aws | localstack), `stackName`, `natGateways`, `alarmEmail`, `deletionProtection`,
+ * `reservedConcurrency` (JSON: handler file to reserved concurrency).
  */
 import { App } from "aws-cdk-lib";
 import { createChatStack } from "./chat-app";

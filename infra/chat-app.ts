@@ -19,10 +19,27 @@ export function createChatStack(app: App): ChatStack {
     throw new InfraConfigError(`context profile must be "aws" or "localstack", not "${profile}"`);
   }
   const natGateways = contextString(app, "natGateways");
+  const reserved = contextString(app, "reservedConcurrency");
+  let reservedConcurrency: Record<string, number> | undefined;
+  if (reserved !== undefined) {
+    // e.g. -c reservedConcurrency='{"send-message":200,"connect":100}' (keys are handler files)
+    const parsed: unknown = JSON.parse(reserved);
+    if (
+      !parsed ||
+      typeof parsed !== "object" ||
+      !Object.values(parsed).every((v) => Number.isInteger(v) && (v as number) >= 0)
+    ) {
+      throw new InfraConfigError(
+        'reservedConcurrency must be a JSON object of handler file to count, e.g. {"send-message":200}',
+      );
+    }
+    reservedConcurrency = parsed as Record<string, number>;
+  }
   const stack = new ChatStack(app, contextString(app, "stackName") ?? "ChatBackend", {
     profile: profile as Profile,
     natGateways: natGateways === undefined ? undefined : Number(natGateways),
     alarmEmail: contextString(app, "alarmEmail"),
+    reservedConcurrency,
     deletionProtection: contextString(app, "deletionProtection") !== "false",
     // Deploys pick the CLI's account and region; without them (tests, CI) the stack stays
     // environment-agnostic, so synth makes no AZ look-ups.

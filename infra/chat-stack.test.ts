@@ -2,7 +2,7 @@
  * The AWS profile of the CDK app, synthesized once, offline: what must hold for the deployed system
  * to be the one the protocol and design describe, and cdk-nag's verdict.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { App, Stack } from "aws-cdk-lib";
 import { Match } from "aws-cdk-lib/assertions";
@@ -11,13 +11,16 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { AUTHORIZER, ROUTES, WORKERS } from "../functions/routes";
 import { FUNCTION_NEEDS } from "./constructs/chat-api";
 import { WORKER_DOCKERFILE } from "./constructs/worker-services";
+import { REPO_ROOT } from "./paths";
 import { idsOfType, referencedIds, type Synthesized, synthesize } from "./synth-helpers";
 
 let s: Synthesized;
 
+// A full synth bundles eleven functions with esbuild; on a busy two-core machine it has taken over
+// two minutes, so the hook gets more than the project's default test timeout.
 beforeAll(() => {
   s = synthesize("aws");
-});
+}, 400_000);
 
 type Resource = Synthesized["resources"][string];
 const props = (r: Resource | undefined): Record<string, unknown> => r?.Properties ?? {};
@@ -249,6 +252,22 @@ describe("data stores", () => {
       expect(rule.CidrIpv6).toBeUndefined();
       expect(rule.SourceSecurityGroupId).toBeDefined();
     }
+  });
+
+  test("the migrator's bundle carries the migration files beside it", () => {
+    const [, migrator] = Object.entries(s.resources).find(
+      ([id, r]) => r.Type === "AWS::Lambda::Function" && id.startsWith("MigrationsMigrator"),
+    ) as [string, Resource];
+    const key = JSON.stringify((props(migrator).Code as { S3Key: unknown }).S3Key);
+    const hash = Object.keys(s.assets.files).find((h) => key.includes(h)) as string;
+    const dir = path.join(s.outdir, s.assets.files[hash]?.source.path ?? "");
+    expect(existsSync(path.join(dir, "index.js"))).toBe(true);
+    const migrations = readdirSync(path.join(REPO_ROOT, "prisma", "migrations"), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+    expect(migrations.length).toBeGreaterThan(0);
+    for (const m of migrations)
+      expect(existsSync(path.join(dir, "migrations", m, "migration.sql"))).toBe(true);
   });
 
   test("the topics and the schema are created by the deploy, before the persister and the stage", () => {

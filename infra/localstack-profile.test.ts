@@ -10,7 +10,12 @@ import { idsOfType, type Synthesized, synthesize } from "./synth-helpers";
 let s: Synthesized;
 
 beforeAll(() => {
-  s = synthesize("localstack");
+  // Reserved concurrency rides along here to spare a third synth. Asset bundling is skipped: the
+  // bundles are the AWS profile's, which infra/chat-stack.test.ts builds and checks.
+  s = synthesize("localstack", {
+    reservedConcurrency: '{"send-message":25}',
+    "aws:cdk:bundling-stacks": [],
+  });
 });
 
 type Resource = Synthesized["resources"][string];
@@ -63,4 +68,12 @@ test("topics and migrations still come from the deploy", () => {
 test("cdk-nag: nothing unacknowledged", () => {
   const report = new AwsSolutionsChecks(undefined).validateScope(s.stack);
   expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+});
+
+test("reserved concurrency is set per handler file from context, and only there", () => {
+  const fns = idsOfType(s.resources, "AWS::Lambda::Function").map((id) => s.resources[id]);
+  const reserved = fns
+    .filter((f) => props(f).ReservedConcurrentExecutions !== undefined)
+    .map((f) => [props(f).Description, props(f).ReservedConcurrentExecutions]);
+  expect(reserved).toEqual([["Chat WebSocket handler: functions/send-message.ts", 25]]);
 });

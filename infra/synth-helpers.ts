@@ -26,12 +26,12 @@ export interface Synthesized {
   outdir: string;
 }
 
-/** Synthesizes the app for `profile`, without an account or region (no look-ups). */
-export function synthesize(profile: Profile): Synthesized {
+/** Synthesizes the app for `profile` (plus other context), without an account or region (no look-ups). */
+export function synthesize(profile: Profile, context: Record<string, unknown> = {}): Synthesized {
   delete process.env.CDK_DEFAULT_ACCOUNT;
   delete process.env.CDK_DEFAULT_REGION;
   const outdir = mkdtempSync(path.join(tmpdir(), `cdk-${profile}-`));
-  const app = new App({ outdir, context: { profile } });
+  const app = new App({ outdir, context: { ...context, profile } });
   const stack = createChatStack(app);
   const assembly = app.synth();
   const template = Template.fromJSON(assembly.getStackByName(stack.stackName).template);
