@@ -1,0 +1,236 @@
+/** Writes the run's results: JSON (everything), a Markdown summary and an SVG chart the README shows. */
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ColdStartResultSet, RunResult } from "../run";
+
+const fmt = (v: number | null | undefined, digits = 1) =>
+  v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v.toFixed(digits)).toLocaleString("en-US");
+const x = (v: number | null | undefined) => (v === null || v === undefined ? "–" : `${fmt(v, 2)}×`);
+
+/** The Markdown table(s) of one run. */
+export function markdown(r: RunResult): string {
+  const out: string[] = [];
+  out.push(`# Benchmark results (${r.profile})`, "");
+  out.push(
+    `Run ${r.startedAt}, ${r.durationSeconds} s. Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, ` +
+      `Node.js ${r.machine.node}, Kafka ${r.machine.kafka ?? "?"}, Redis ${r.machine.redis ?? "?"}, PostgreSQL ${r.machine.postgres ?? "?"}. ` +
+      `Load average at start: ${r.loadAverage.join(" / ")} (a shared machine: read ratios, not absolutes).`,
+    "",
+  );
+  if (r.fanout) {
+    const f = r.fanout;
+    out.push(
+      "## Fan-out and latency",
+      "",
+      `${f.params.connections} connections in ${f.params.rooms} rooms, ${f.params.stepSeconds} s per step; latency = client send → receipt at every member.`,
+      "",
+      "| target | msg/s offered | deliveries/s (offered) | p50 ms | p95 ms | p99 ms | max ms | ack p50 ms | drops | errors | p50 ÷ Socket.IO | p99 ÷ Socket.IO |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    );
+    for (const t of f.targets) {
+      for (const s of t.steps) {
+        const ratio = f.ratios.find((q) => q.target === t.target && q.offeredPerSec === s.offeredPerSec);
+        out.push(
+          `| ${t.target} | ${s.offeredPerSec} | ${fmt(s.deliveriesPerSec, 0)} (${s.offeredDeliveriesPerSec})${s.saturated ? " sat." : ""} | ${fmt(s.latencyMs.p50)} | ${fmt(s.latencyMs.p95)} | ${fmt(s.latencyMs.p99)} | ${fmt(s.latencyMs.max)} | ${fmt(s.ackMs.p50)} | ${s.drops} | ${Object.values(s.errors).reduce((a, b) => a + b, 0)} | ${x(ratio?.p50OverSocketIo)} | ${x(ratio?.p99OverSocketIo)} |`,
+        );
+      }
+    }
+    out.push(
+      "",
+      "| target | max deliveries/s | ÷ Socket.IO | ÷ ws ceiling |",
+      "|---|---|---|---|",
+      ...f.targets.map((t) => {
+        const s = f.saturation.find((q) => q.target === t.target);
+        return `| ${t.target} | ${fmt(t.maxDeliveriesPerSec, 0)} | ${x(s?.overSocketIo)} | ${x(s?.overCeiling)} |`;
+      }),
+      "",
+    );
+  }
+  if (r.hops) {
+    out.push(
+      "## Where the time goes",
+      "",
+      "Each hop alone, one call at a time (ms):",
+      "",
+      "| hop | p50 | p95 | p99 |",
+      "|---|---|---|---|",
+    );
+    for (const h of r.hops.hops)
+      out.push(
+        `| ${h.hop} | ${fmt(h.latencyMs.p50, 2)} | ${fmt(h.latencyMs.p95, 2)} | ${fmt(h.latencyMs.p99, 2)} |`,
+      );
+    out.push(
+      "",
+      "| PostToConnection client | POST/s at the worker's concurrency | CPU ms per POST (client + emulator) |",
+      "|---|---|---|",
+    );
+    for (const p of r.hops.posts)
+      out.push(`| ${p.client} | ${fmt(p.postsPerSec, 0)} | ${fmt(p.cpuMsPerPost, 3)} |`);
+    const chat = r.fanout?.targets.find((t) => t.target === "chat")?.steps[0];
+    if (chat) {
+      out.push(
+        "",
+        `In the fan-out run (this project, first step, medians): client send → handler's sentAt ${fmt(chat.hopsMs.sendToSentAt)} ms ` +
+          `(gateway in + membership GetItem), sentAt → ack ${fmt(chat.hopsMs.sentAtToAck)} ms (Redis script + Kafka append + gateway out), ` +
+          `sentAt → first member ${fmt(chat.hopsMs.sentAtToFirst)} ms (Redis stream → worker → PostToConnection → gateway), ` +
+          `first → last member ${fmt(chat.hopsMs.firstToLast)} ms (the room's POSTs one after another through the worker).`,
+      );
+    }
+    out.push("");
+  }
+  if (r.persist) {
+    const p = r.persist;
+    out.push(
+      "## Persistence",
+      "",
+      `A backlog of ${p.messages.toLocaleString("en-US")} messages in the topic.`,
+      "",
+      "| writer | rows stored | seconds | rows/s (whole) | rows/s (steady) | complete |",
+      "|---|---|---|---|---|---|",
+      `| persister (this project) | ${p.persister.rows} | ${p.persister.seconds} | ${fmt(p.persister.rowsPerSec, 0)} | ${fmt(p.persister.steadyRowsPerSec, 0)} | ${p.persister.complete} |`,
+      `| one INSERT per message (seed, time-boxed) | ${p.perRow.rows} | ${p.perRow.seconds} | ${fmt(p.perRow.rowsPerSec, 0)} | ${fmt(p.perRow.steadyRowsPerSec, 0)} | ${p.perRow.complete} |`,
+      `| COPY (ceiling) | ${p.copy.rows} | ${p.copy.seconds} | ${fmt(p.copy.rowsPerSec, 0)} | ${fmt(p.copy.steadyRowsPerSec, 0)} | ${p.copy.complete} |`,
+      "",
+      `Persister ÷ COPY ceiling: ${x(p.ratios.persisterOverCopy)} (target ≥ 0.5×); persister ÷ per-row baseline: ${x(p.ratios.persisterOverPerRow)} (target ≥ 20×).`,
+      "",
+    );
+  }
+  if (r.coldStart) {
+    out.push(
+      "## Lambda cold start",
+      "",
+      "| handler | bundle KiB (minified) | gzip KiB | require ms (median) | process start → loaded ms | first invoke ms | warm invoke ms | answer |",
+      "|---|---|---|---|---|---|---|---|",
+    );
+    for (const h of r.coldStart.handlers) {
+      out.push(
+        `| ${h.handler} | ${fmt(h.bytes / 1024)}${h.bytes > 200 * 1024 ? " ✗" : ""} | ${fmt(h.gzipBytes / 1024)} | ${fmt(h.loadMs)}${h.loadMs > 50 ? " ✗" : ""} | ${fmt(h.processToLoadedMs)} | ${fmt(h.firstInvokeMs)} | ${fmt(h.warmInvokeMs, 2)} | ${h.answer ?? "–"} |`,
+      );
+    }
+    out.push("", "Targets: bundle under 200 KB and require under 50 ms (✗ marks a miss).", "");
+  }
+  return `${out.join("\n")}\n`;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+interface Bar {
+  label: string;
+  value: number;
+  color: string;
+}
+
+function panel(
+  title: string,
+  unit: string,
+  bars: Bar[],
+  y: number,
+  width: number,
+): { svg: string; height: number } {
+  const rowH = 18;
+  const left = 260;
+  const usable = width - left - 90;
+  const max = Math.max(1e-9, ...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)));
+  const parts = [`<text x="10" y="${y + 16}" font-weight="bold">${esc(title)}</text>`];
+  bars.forEach((b, i) => {
+    const top = y + 26 + i * rowH;
+    const v = Number.isFinite(b.value) ? b.value : 0;
+    const w = Math.max(1, (v / max) * usable);
+    parts.push(
+      `<text x="${left - 6}" y="${top + 12}" text-anchor="end">${esc(b.label)}</text>`,
+      `<rect x="${left}" y="${top}" width="${w.toFixed(1)}" height="${rowH - 4}" fill="${b.color}"/>`,
+      `<text x="${left + w + 4}" y="${top + 12}">${esc(Number.isFinite(b.value) ? `${fmt(b.value, b.value < 10 ? 2 : 0)} ${unit}` : "–")}</text>`,
+    );
+  });
+  return { svg: parts.join("\n"), height: 36 + bars.length * rowH };
+}
+
+const COLORS: Record<string, string> = { chat: "#2b6cb0", socketio: "#dd6b20", ws: "#718096" };
+
+/** The chart: saturation throughput, p99 per step, persistence rates, handler load times. */
+export function svg(r: RunResult): string {
+  const width = 760;
+  const panels: { title: string; unit: string; bars: Bar[] }[] = [];
+  if (r.fanout) {
+    panels.push({
+      title: "Fan-out: most deliveries per second reached",
+      unit: "/s",
+      bars: r.fanout.targets.map((t) => ({
+        label: t.target,
+        value: t.maxDeliveriesPerSec,
+        color: COLORS[t.target] ?? "#555",
+      })),
+    });
+    panels.push({
+      title: "Fan-out: p99 publish → receive latency by offered load",
+      unit: "ms",
+      bars: r.fanout.targets.flatMap((t) =>
+        t.steps.map((s) => ({
+          label: `${t.target} @ ${s.offeredPerSec} msg/s${s.saturated ? " (sat.)" : ""}`,
+          value: s.latencyMs.p99,
+          color: COLORS[t.target] ?? "#555",
+        })),
+      ),
+    });
+  }
+  if (r.persist) {
+    panels.push({
+      title: `Persistence: rows per second (backlog ${r.persist.messages.toLocaleString("en-US")})`,
+      unit: "rows/s",
+      bars: [
+        { label: "COPY (ceiling)", value: r.persist.copy.rowsPerSec, color: "#718096" },
+        { label: "persister (this project)", value: r.persist.persister.steadyRowsPerSec, color: "#2b6cb0" },
+        { label: "INSERT per message (seed)", value: r.persist.perRow.steadyRowsPerSec, color: "#dd6b20" },
+      ],
+    });
+  }
+  if (r.coldStart) {
+    panels.push({
+      title: "Lambda cold start: require time of each handler bundle (target 50 ms)",
+      unit: "ms",
+      bars: r.coldStart.handlers.map((h) => ({
+        label: h.handler,
+        value: h.loadMs,
+        color: h.loadMs > 50 ? "#c53030" : "#2f855a",
+      })),
+    });
+  }
+  let y = 30;
+  const body: string[] = [];
+  for (const p of panels) {
+    const drawn = panel(p.title, p.unit, p.bars, y, width);
+    body.push(drawn.svg);
+    y += drawn.height + 12;
+  }
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="10" y="18" font-size="14" font-weight="bold">${esc(`chat-backend benchmark (${r.profile}, ${r.machine.cpus} CPUs, Node ${r.machine.node})`)}</text>`,
+    ...body,
+    "</svg>",
+    "",
+  ].join("\n");
+}
+
+/** Writes latest.json, latest.md and latest.svg into `dir`, each through a temporary file. */
+export function writeResults(dir: string, r: RunResult): string[] {
+  mkdirSync(dir, { recursive: true });
+  const files: [string, string][] = [
+    [
+      "latest.json",
+      `${JSON.stringify(r, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`,
+    ],
+    ["latest.md", markdown(r)],
+    ["latest.svg", svg(r)],
+  ];
+  return files.map(([name, text]) => {
+    const path = join(dir, name);
+    writeFileSync(`${path}.tmp`, text);
+    renameSync(`${path}.tmp`, path);
+    return path;
+  });
+}
+
+export type { ColdStartResultSet };

@@ -1,0 +1,130 @@
+/**
+ * Lambda cold start: each handler bundle built with the project's own esbuild options (infra/bundle.ts),
+ * its minified size, the time to `require` it in a fresh Node.js process (median of many), and one
+ * warm invocation against the local services.
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import { bundle, bundleTargets } from "../../infra/bundle";
+import { ROOT } from "../lib/child";
+import { progress } from "../lib/progress";
+import { median, round } from "../lib/stats";
+
+const run = promisify(execFile);
+
+/** How many fresh processes load each bundle, and how many warm invocations are timed. */
+export interface ColdStartParams {
+  loads: number;
+  warmRuns: number;
+  /** Only these handlers (the smoke run builds one); default all. */
+  handlers?: string[];
+}
+
+/** One handler's figures. */
+export interface HandlerResult {
+  handler: string;
+  bytes: number;
+  gzipBytes: number;
+  /** Median time of `require(bundle)` in a fresh process, ms. */
+  loadMs: number;
+  /** Median time from process start to the bundle loaded (Node's own start included), ms. */
+  processToLoadedMs: number;
+  /** The first invocation in a process (opens its clients), ms. */
+  firstInvokeMs: number | null;
+  /** Median of the warm invocations, ms. */
+  warmInvokeMs: number | null;
+  /** What the warm invocation answered (frame type), to show it did the real work. */
+  answer: string | null;
+}
+
+const PROBE = `
+const t0 = process.hrtime.bigint();
+require(process.argv[1]);
+const t1 = process.hrtime.bigint();
+process.stdout.write(JSON.stringify({ loadMs: Number(t1 - t0) / 1e6, sinceStartMs: performance.now() }));
+process.exit(0);
+`;
+
+/** Builds the handler bundles and measures them. */
+export async function runColdStart(
+  env: Record<string, string>,
+  params: ColdStartParams,
+): Promise<HandlerResult[]> {
+  const outDir = join(ROOT, ".cache", "bench", "bundles");
+  const targets = bundleTargets(outDir)
+    .filter((t) => t.kind === "function")
+    .filter((t) => params.handlers === undefined || params.handlers.includes(t.name));
+  const built = await bundle(targets);
+  progress(`cold start: built ${built.length} handler bundles`);
+  const id = `bc${randomBytes(3).toString("hex")}`;
+  const childEnv = {
+    ...process.env,
+    ...env,
+    TABLE_NAME: `chat-${id}`,
+    MESSAGES_TOPIC: `chat.messages.${id}`,
+    DEAD_LETTER_TOPIC: `chat.messages.${id}.dlq`,
+    REDIS_KEY_PREFIX: `${id}:`,
+    JWT_SECRET: env.JWT_SECRET ?? randomBytes(16).toString("hex"),
+    LOG_LEVEL: "silent",
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+  };
+  const results: HandlerResult[] = [];
+  for (const { target } of built) {
+    const loads: number[] = [];
+    const sinceStart: number[] = [];
+    for (let i = 0; i < params.loads; i++) {
+      const { stdout } = await run(process.execPath, ["-e", PROBE, target.outfile], {
+        cwd: ROOT,
+        env: childEnv,
+      });
+      const m = JSON.parse(stdout) as { loadMs: number; sinceStartMs: number };
+      loads.push(m.loadMs);
+      sinceStart.push(m.sinceStartMs);
+    }
+    const bytes = statSync(target.outfile).size;
+    results.push({
+      handler: target.name,
+      bytes,
+      gzipBytes: gzipSync(readFileSync(target.outfile)).length,
+      loadMs: round(median(loads), 1),
+      processToLoadedMs: round(median(sinceStart), 1),
+      firstInvokeMs: null,
+      warmInvokeMs: null,
+      answer: null,
+    });
+    progress(
+      `cold start: ${target.name} ${(bytes / 1024).toFixed(0)} KiB, require ${round(median(loads), 1)} ms`,
+    );
+  }
+  try {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(ROOT, "bench", "scenarios", "invoke-probe.ts"),
+        outDir,
+        String(params.warmRuns),
+        ...(params.handlers ? [params.handlers.join(",")] : []),
+      ],
+      { cwd: ROOT, env: childEnv, timeout: 120_000, maxBuffer: 1 << 24 },
+    );
+    const line = stdout.trim().split("\n").pop() ?? "{}";
+    const invoked = JSON.parse(line) as Record<string, { firstMs: number; warmMs: number[]; answer: string }>;
+    for (const r of results) {
+      const i = invoked[r.handler];
+      if (!i) continue;
+      r.firstInvokeMs = round(i.firstMs, 1);
+      r.warmInvokeMs = round(median(i.warmMs), 2);
+      r.answer = i.answer;
+    }
+    progress("cold start: warm invocations measured");
+  } catch (error) {
+    progress(`cold start: the warm invocations failed: ${(error as Error).message.split("\n")[0]}`);
+  }
+  return results;
+}

@@ -1,0 +1,37 @@
+/**
+ * The system under test, in a process of its own so that the load generator does not share its
+ * event loop: the local stack (gateway and handlers here, fan-out worker and persister as children)
+ * over the services named by the environment. Prints `BENCH_READY {json}` on stdout once it accepts
+ * connections; SIGTERM stops it.
+ */
+import { startStack } from "../../local/stack";
+
+async function main(): Promise<void> {
+  const stack = await startStack({
+    port: 0,
+    fanoutWorkers: Number(process.env.BENCH_FANOUT_WORKERS ?? 1),
+    persisters: 1,
+    onProgress: (line) => process.stderr.write(`[chat-stack] ${line}\n`),
+  });
+  process.stdout.write(
+    `BENCH_READY ${JSON.stringify({ url: stack.url, managementEndpoint: stack.managementEndpoint })}\n`,
+  );
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    stack.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `chat stack could not start: ${error instanceof Error ? error.stack : String(error)}\n`,
+  );
+  process.exit(1);
+});
