@@ -145,6 +145,8 @@ describe("Lambda functions", () => {
       expect.arrayContaining(["TABLE_NAME", "REDIS_URL", "REDIS_AUTH_SECRET_ARN", "KAFKA_BROKERS"]),
     );
     expect(Object.keys(env(send))).not.toContain("DATABASE_SECRET_ARN");
+    // Handlers and the fan-out worker must agree on the shard count.
+    expect(env(send).FANOUT_SHARDS).toBe("16");
     const [, history] = functionOf("get-history");
     expect(Object.keys(env(history))).toContain("DATABASE_SECRET_ARN");
     expect(Object.keys(env(history))).not.toContain("KAFKA_BROKERS");
@@ -348,6 +350,7 @@ describe("workers", () => {
       expect.arrayContaining(["TABLE_NAME", "REDIS_URL", "FANOUT_SHARDS", "KAFKA_BROKERS", "MESSAGES_TOPIC"]),
     );
     expect(Object.keys(envOf(fanout))).not.toContain("DATABASE_SECRET_ARN");
+    expect(envOf(fanout).FANOUT_SHARDS).toBe("16");
   });
 });
 

@@ -48,6 +48,8 @@ export interface ChatStackProps extends StackProps {
   alarmEmail?: string;
   /** RDS deletion protection (turn off for throw-away stacks). @default true */
   deletionProtection?: boolean;
+  /** Shards of the fan-out stream, shared by the handlers and the fan-out worker. @default 16 */
+  fanoutShards?: number;
   /** @default "info" */
   logLevel?: string;
 }
@@ -102,6 +104,7 @@ export class ChatStack extends Stack {
       vpc,
       stageName,
       reservedConcurrency: props.reservedConcurrency,
+      fanoutShards: props.fanoutShards,
       logLevel: props.logLevel,
     });
     // The stage must not take traffic before the topics exist and the schema is in place.
@@ -125,6 +128,7 @@ export class ChatStack extends Stack {
       stageName,
       managementEndpoint,
       persisterGroupId: PERSISTER_GROUP_ID,
+      fanoutShards: props.fanoutShards,
       logLevel: props.logLevel,
     });
     // Migrations before the persister starts; topics before either worker subscribes or produces.

@@ -51,6 +51,8 @@ export interface ChatApiProps {
   rateLimit?: { perSecond: number; burst: number };
   /** Stage-wide throttling (all connections together). @default 1000 per second, burst 2000 */
   stageThrottle?: { rateLimit: number; burstLimit: number };
+  /** Shards of the fan-out stream; must equal the fan-out worker's. @default 16 */
+  fanoutShards?: number;
   /** @default "info" */
   logLevel?: string;
 }
@@ -85,7 +87,11 @@ export class ChatApi extends Construct {
       for (const need of needs) {
         if (need === "jwt") props.jwtSecret.connect(fn.consumer);
         if (need === "table") props.table.connect(fn.consumer);
-        if (need === "redis") props.redis.connect(fn.consumer);
+        if (need === "redis") {
+          props.redis.connect(fn.consumer);
+          // Handlers publish to the shard a room hashes to: the count must match the workers'.
+          fn.fn.addEnvironment("FANOUT_SHARDS", String(props.fanoutShards ?? 16));
+        }
         if (need === "kafka") props.kafka.connectProducer(fn.consumer);
         if (need === "database") props.database.connect(fn.consumer);
       }
