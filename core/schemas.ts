@@ -45,7 +45,9 @@ export const SendMessageFrame = z.object({
   text: z
     .string()
     .refine((t) => t.length > 0 && t.trim().length > 0, "text must hold something other than white space")
-    .refine((t) => t.isWellFormed(), "text must be well-formed Unicode (no lone surrogates)"),
+    .refine((t) => t.isWellFormed(), "text must be well-formed Unicode (no lone surrogates)")
+    // PostgreSQL text cannot hold U+0000: such a message would be acked, then dead-lettered, never stored.
+    .refine((t) => !t.includes("\u0000"), "text must not contain the NUL character (U+0000)"),
 });
 export const GetHistoryFrame = z
   .object({
