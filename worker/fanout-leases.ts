@@ -28,6 +28,15 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[4])
 return 1`;
 
+/**
+ * Claims an entry of the current batch for delivery: only while the caller holds the lease, and only
+ * once (SADD answers 0 when another owner already began it). A stale owner whose lease passed to
+ * another worker, still delivering its batch, is stopped here instead of delivering twice.
+ */
+const CLAIM = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('SADD', KEYS[2], ARGV[2])`;
+
 export const leaseKeys = {
   workers: "fanout:workers",
   lease: (shard: number) => `fanout:lease:${shard}`,
@@ -41,6 +50,7 @@ export const leaseKeys = {
 type LeaseRedis = Redis & {
   fanoutRenew(key: string, owner: string, ms: number): Promise<number>;
   fanoutRelease(key: string, owner: string): Promise<number>;
+  fanoutClaim(lease: string, started: string, owner: string, id: string): Promise<number>;
   fanoutAdvance(
     lease: string,
     cursor: string,
@@ -63,6 +73,7 @@ export class ShardLeases {
     redis.defineCommand("fanoutRenew", { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand("fanoutRelease", { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand("fanoutAdvance", { numberOfKeys: 4, lua: ADVANCE });
+    redis.defineCommand("fanoutClaim", { numberOfKeys: 2, lua: CLAIM });
     this.redis = redis as LeaseRedis;
   }
 
@@ -97,6 +108,17 @@ export class ShardLeases {
   /** Records that delivery of an entry of the current batch begins. */
   async markStarted(shard: number, id: string): Promise<void> {
     await this.redis.sadd(leaseKeys.started(shard), id);
+  }
+
+  /**
+   * Records that delivery of an entry begins, if this worker still holds the shard's lease and no
+   * one began it before; false means the entry must not be delivered by this worker.
+   */
+  async claim(shard: number, id: string): Promise<boolean> {
+    return (
+      (await this.redis.fanoutClaim(leaseKeys.lease(shard), leaseKeys.started(shard), this.workerId, id)) ===
+      1
+    );
   }
 
   /**

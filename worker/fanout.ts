@@ -213,7 +213,15 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     await Promise.all(
       [...rooms.values()].map(async (list) => {
         for (const entry of list) {
-          await leases.markStarted(shard, entry.id);
+          // A worker whose lease lapsed while it delivered (a stall) must stop: the new owner
+          // finishes the batch, and two deliverers would post the same message twice.
+          if (!(await leases.claim(shard, entry.id))) {
+            logger.warn(
+              { shard },
+              "the shard's lease passed to another worker mid-batch; leaving the rest to it",
+            );
+            return;
+          }
           await deliverWithRetry(entry);
         }
       }),
