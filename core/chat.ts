@@ -5,7 +5,7 @@
 import { ulid } from "ulid";
 import type { RedisMessageBus } from "./adapters/redis";
 import { keys, shardOf } from "./adapters/redis";
-import type { ConnectionStore, EventLog, MessageRepository } from "./ports";
+import type { ConnectionStore, EventLog, MessageHistory } from "./ports";
 import {
   type ChatMessage,
   type GetHistoryFrame,
@@ -18,12 +18,15 @@ import {
 /** API Gateway's limit on one message (route responses included) is 128 KB; keep a margin. */
 export const MAX_RESPONSE_BYTES = 120 * 1024;
 
+/**
+ * The ports, each opened on first use: a handler that never sends never connects to Kafka, and
+ * `$connect` needs nothing but the connection store.
+ */
 export interface ChatDeps {
-  store: ConnectionStore;
-  bus: RedisMessageBus;
-  log: EventLog;
-  /** Opened on first use: most invocations never read PostgreSQL. */
-  repository: () => Promise<MessageRepository>;
+  store: () => Promise<ConnectionStore>;
+  bus: () => Promise<RedisMessageBus>;
+  log: () => Promise<EventLog>;
+  history: () => Promise<MessageHistory>;
   rateLimit: { perSecond: number; burst: number; scope: "connection" | "user" };
   fanoutShards: number;
   connectionTtlSeconds: number;
@@ -59,7 +62,7 @@ export class ChatService {
   }
 
   async connect(caller: Caller): Promise<void> {
-    await this.deps.store.putConnection({
+    await (await this.deps.store()).putConnection({
       connectionId: caller.connectionId,
       userId: caller.userId,
       name: caller.name,
@@ -70,20 +73,26 @@ export class ChatService {
 
   /** Removes the connection's records; safe to call twice, and for a connection never recorded. */
   async disconnect(connectionId: string): Promise<void> {
-    const rooms = await this.deps.store.removeConnection(connectionId);
-    await this.deps.bus.bumpMembership(rooms);
+    const rooms = await (await this.deps.store()).removeConnection(connectionId);
+    if (rooms.length > 0) await (await this.deps.bus()).bumpMembership(rooms);
   }
 
-  /** Joins the room (idempotent) and answers its newest seq. */
+  /**
+   * Joins the room (idempotent) and answers its newest seq. The membership records that seq, so the
+   * fan-out never pushes the joiner a message it was told of already (one accepted just before the
+   * join but delivered after it); every later one reaches it.
+   */
   async join(caller: Caller, roomId: string): Promise<{ lastSeq: number }> {
-    await this.deps.store.joinRoom(caller.connectionId, roomId, caller.userId, this.expiresAt());
-    const [lastSeq] = await Promise.all([this.roomSeq(roomId), this.deps.bus.bumpMembership([roomId])]);
+    const lastSeq = await this.roomSeq(roomId);
+    const store = await this.deps.store();
+    await store.joinRoom(caller.connectionId, roomId, caller.userId, this.expiresAt(), lastSeq);
+    await (await this.deps.bus()).bumpMembership([roomId]);
     return { lastSeq };
   }
 
   async leave(caller: Caller, roomId: string): Promise<void> {
-    await this.deps.store.leaveRoom(caller.connectionId, roomId);
-    await this.deps.bus.bumpMembership([roomId]);
+    await (await this.deps.store()).leaveRoom(caller.connectionId, roomId);
+    await (await this.deps.bus()).bumpMembership([roomId]);
   }
 
   /**
@@ -91,10 +100,11 @@ export class ChatService {
    * data) the counter is seeded from PostgreSQL, so seqs never go backwards.
    */
   private async roomSeq(roomId: string): Promise<number> {
-    const known = await this.deps.bus.currentSeq(roomId);
+    const bus = await this.deps.bus();
+    const known = await bus.currentSeq(roomId);
     if (known !== undefined) return known;
-    const stored = await (await this.deps.repository()).maxSeq(roomId);
-    return this.deps.bus.seedSeq(roomId, stored);
+    const stored = await (await this.deps.history()).maxSeq(roomId);
+    return bus.seedSeq(roomId, stored);
   }
 
   /**
@@ -103,7 +113,8 @@ export class ChatService {
    * dedupe record and repeats only the append if Kafka never confirmed it.
    */
   async send(caller: Caller, frame: SendMessageFrame): Promise<SendOutcome> {
-    const { bus, store, rateLimit } = this.deps;
+    const { rateLimit } = this.deps;
+    const [store, bus] = await Promise.all([this.deps.store(), this.deps.bus()]);
     if (!(await store.isMember(caller.connectionId, frame.roomId)))
       return { ok: false, code: "NOT_A_MEMBER" };
     const draft: Omit<ChatMessage, "seq"> = {
@@ -139,7 +150,7 @@ export class ChatService {
       case "duplicate": {
         const { message } = outcome;
         if (outcome.status === "accepted" || !outcome.logged) {
-          await this.deps.log.append([message]);
+          await (await this.deps.log()).append([message]);
           await bus.markLogged(message.senderId, message.clientMsgId);
         }
         return { ok: true, messageId: message.messageId, seq: message.seq };
@@ -153,7 +164,7 @@ export class ChatService {
    * gateway's message size limit.
    */
   async history(caller: Caller, frame: GetHistoryFrame): Promise<HistoryOutcome> {
-    if (!(await this.deps.store.isMember(caller.connectionId, frame.roomId))) {
+    if (!(await (await this.deps.store()).isMember(caller.connectionId, frame.roomId))) {
       return { ok: false, code: "NOT_A_MEMBER" };
     }
     const limit = frame.limit ?? HISTORY_DEFAULT_LIMIT;
@@ -177,12 +188,12 @@ export class ChatService {
 
   /** The oldest `count` messages with seq > afterSeq. */
   private async forward(roomId: string, afterSeq: number, count: number): Promise<ChatMessage[]> {
-    const { bus } = this.deps;
+    const bus = await this.deps.bus();
     const floor = await bus.recentFloor(roomId);
     if (floor !== undefined && afterSeq + 1 >= floor) {
       return bus.recentRange(roomId, afterSeq, Number.POSITIVE_INFINITY, count, "oldest");
     }
-    const stored = await (await this.deps.repository()).range(roomId, { afterSeq, limit: count });
+    const stored = await (await this.deps.history()).range(roomId, { afterSeq, limit: count });
     if (stored.length >= count || floor === undefined) return stored;
     const last = stored.at(-1)?.seq ?? afterSeq;
     const recent = await bus.recentRange(
@@ -197,10 +208,10 @@ export class ChatService {
 
   /** The newest `count` messages with seq < beforeSeq, ascending. */
   private async backward(roomId: string, beforeSeq: number, count: number): Promise<ChatMessage[]> {
-    const recent = await this.deps.bus.recentRange(roomId, 0, beforeSeq, count, "newest");
+    const recent = await (await this.deps.bus()).recentRange(roomId, 0, beforeSeq, count, "newest");
     const lowest = recent[0]?.seq ?? beforeSeq;
     if (recent.length >= count || lowest <= 1) return recent;
-    const older = await (await this.deps.repository()).range(roomId, {
+    const older = await (await this.deps.history()).range(roomId, {
       ...(Number.isFinite(lowest) ? { beforeSeq: lowest } : {}),
       limit: count - recent.length,
     });

@@ -55,6 +55,8 @@ export function loadConfig(env: Env = process.env) {
     return cache.get(key) as T;
   };
   return {
+    /** Forgets what was read, so the next call reads the environment again (the local stack sets it). */
+    reset: () => cache.clear(),
     aws: () =>
       once("aws", () =>
         section(

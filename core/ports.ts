@@ -15,17 +15,31 @@ export interface ConnectionRecord {
   expiresAt: number;
 }
 
+/** A member connection of a room. */
+export interface Member {
+  connectionId: string;
+  /** The room's newest seq when the connection joined: it already knows of every message up to it. */
+  joinedSeq: number;
+}
+
 /** Connection and membership records (DynamoDB). */
 export interface ConnectionStore {
   putConnection(record: ConnectionRecord): Promise<void>;
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   /** Removes the connection and every membership it holds; answers the rooms it was in. */
   removeConnection(connectionId: string): Promise<string[]>;
-  joinRoom(connectionId: string, roomId: string, userId: string, expiresAt: number): Promise<void>;
+  /** Records the membership; `joinedSeq` is the room's newest seq when it was joined (default 0). */
+  joinRoom(
+    connectionId: string,
+    roomId: string,
+    userId: string,
+    expiresAt: number,
+    joinedSeq?: number,
+  ): Promise<void>;
   leaveRoom(connectionId: string, roomId: string): Promise<void>;
   isMember(connectionId: string, roomId: string): Promise<boolean>;
-  /** The room's member connection ids, one page per item (one paginated Query, no Scan). */
-  listMembers(roomId: string): AsyncIterable<string[]>;
+  /** The room's members, one page per item (one paginated Query, no Scan). */
+  listMembers(roomId: string): AsyncIterable<Member[]>;
 }
 
 /** Delivery to one connection through the API Gateway management API. */
@@ -49,10 +63,8 @@ export interface HistoryQuery {
   limit: number;
 }
 
-/** The message table in PostgreSQL. */
-export interface MessageRepository {
-  /** Writes the messages; a message already stored (same messageId) is skipped. Answers rows written. */
-  insertMany(messages: ChatMessage[]): Promise<number>;
+/** Reads of the message table in PostgreSQL. */
+export interface MessageHistory {
   /**
    * afterSeq: the oldest `limit` with seq > afterSeq; beforeSeq: the newest `limit` with
    * seq < beforeSeq; neither: the newest `limit`. Always answered in ascending seq.
@@ -61,4 +73,10 @@ export interface MessageRepository {
   /** The room's highest stored seq, 0 when none. */
   maxSeq(roomId: string): Promise<number>;
   disconnect(): Promise<void>;
+}
+
+/** The message table in PostgreSQL, written by the persister. */
+export interface MessageRepository extends MessageHistory {
+  /** Writes the messages; a message already stored (same messageId) is skipped. Answers rows written. */
+  insertMany(messages: ChatMessage[]): Promise<number>;
 }

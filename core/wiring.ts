@@ -1,16 +1,17 @@
 /**
- * The composition module of the Lambda handlers: the real adapters, built once per process (a warm
- * Lambda, or the local gateway) and reused by every invocation. Tests and the local stack may replace
- * parts through `overrideServices`.
+ * The composition module of the Lambda handlers: the real adapters, each built on first use and
+ * then reused by every invocation of the process (a warm Lambda, or the local gateway). Nothing is
+ * opened, and no setting is read, before a handler needs it: `$connect` touches only DynamoDB.
+ * Tests may wrap a port at its edge through `overrideServices`.
  */
 import { Redis } from "ioredis";
 import { createDynamoClient, DynamoConnectionStore } from "./adapters/dynamo";
 import { createKafka, KafkaEventLog } from "./adapters/kafka";
-import { createMessageRepository } from "./adapters/message-repository";
+import { createMessageHistory } from "./adapters/message-history";
 import { RedisMessageBus, redisOptions } from "./adapters/redis";
 import { ChatService } from "./chat";
 import { config } from "./config";
-import type { EventLog, MessageRepository } from "./ports";
+import type { EventLog } from "./ports";
 import { databaseUrl, redisPassword } from "./secrets";
 
 export interface Services {
@@ -18,30 +19,35 @@ export interface Services {
   close(): Promise<void>;
 }
 
-let services: Promise<Services> | undefined;
 let overrides: { log?: (real: EventLog) => EventLog } = {};
 
-async function build(): Promise<Services> {
-  const redis = new Redis(config.redis().url, redisOptions(await redisPassword()));
-  const bus = new RedisMessageBus(redis);
-  const kafkaLog = new KafkaEventLog(createKafka());
-  const log = overrides.log ? overrides.log(kafkaLog) : kafkaLog;
-  const store = new DynamoConnectionStore(createDynamoClient());
-  let repository: Promise<MessageRepository> | undefined;
-  const openRepository = () => {
-    repository ??= databaseUrl()
-      .then((url) => createMessageRepository(url))
-      .catch((error) => {
-        repository = undefined;
+/** A value made once, on first use; a failed attempt is forgotten so the next call tries again. */
+function lazy<T>(make: () => Promise<T>): { get: () => Promise<T>; made: () => Promise<T> | undefined } {
+  let value: Promise<T> | undefined;
+  return {
+    get: () => {
+      value ??= make().catch((error) => {
+        value = undefined;
         throw error;
       });
-    return repository;
+      return value;
+    },
+    made: () => value,
   };
+}
+
+function build(): Services {
+  const store = lazy(async () => new DynamoConnectionStore(createDynamoClient()));
+  const redis = lazy(async () => new Redis(config.redis().url, redisOptions(await redisPassword())));
+  const bus = lazy(async () => new RedisMessageBus(await redis.get()));
+  const kafkaLog = lazy(async () => new KafkaEventLog(createKafka()));
+  const log = lazy(async () => (overrides.log ? overrides.log(await kafkaLog.get()) : kafkaLog.get()));
+  const history = lazy(async () => createMessageHistory(await databaseUrl()));
   const chat = new ChatService({
-    store,
-    bus,
-    log,
-    repository: openRepository,
+    store: store.get,
+    bus: bus.get,
+    log: log.get,
+    history: history.get,
     rateLimit: config.rateLimit(),
     fanoutShards: config.fanout().shards,
     connectionTtlSeconds: config.table().connectionTtlSeconds,
@@ -50,20 +56,19 @@ async function build(): Promise<Services> {
     chat,
     async close() {
       await Promise.allSettled([
-        kafkaLog.disconnect(),
-        redis.quit(),
-        repository?.then((r) => r.disconnect()),
+        kafkaLog.made()?.then((l) => l.disconnect()),
+        redis.made()?.then((r) => r.quit()),
+        history.made()?.then((h) => h.disconnect()),
       ]);
     },
   };
 }
 
-/** The process's services, built on first use. A failed build is retried by the next call. */
-export function getServices(): Promise<Services> {
-  services ??= build().catch((error) => {
-    services = undefined;
-    throw error;
-  });
+let services: Services | undefined;
+
+/** The process's services, built on first use (opening nothing until a port is used). */
+export async function getServices(): Promise<Services> {
+  services ??= build();
   return services;
 }
 
@@ -76,5 +81,5 @@ export function overrideServices(next: typeof overrides): void {
 export async function closeServices(): Promise<void> {
   const current = services;
   services = undefined;
-  if (current) await (await current).close();
+  await current?.close();
 }

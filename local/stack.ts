@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { createDynamoClient, ensureTable } from "../core/adapters/dynamo";
 import { createKafka, ensureTopics } from "../core/adapters/kafka";
+import { config } from "../core/config";
 import { createLogger } from "../core/logger";
 import { closeServices } from "../core/wiring";
 import { AUTHORIZER, ROUTES } from "../functions/routes";
@@ -58,8 +59,23 @@ export interface RunningStack {
 }
 
 let workerCount = 0;
+/** The handlers run in-process and read this process's environment: one stack at a time. */
+let stackRunning = false;
 
 export async function startStack(opts: StackOptions = {}): Promise<RunningStack> {
+  if (stackRunning) {
+    throw new Error("a local stack is already running in this process; stop it before starting another");
+  }
+  stackRunning = true;
+  try {
+    return await start(opts);
+  } catch (error) {
+    stackRunning = false;
+    throw error;
+  }
+}
+
+async function start(opts: StackOptions): Promise<RunningStack> {
   const baseEnv = opts.env ?? process.env;
   const progress = opts.onProgress ?? (() => undefined);
   const services = await startLocalServices({ env: baseEnv, onProgress: progress });
@@ -77,6 +93,7 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
     };
     // The handlers run in this process and read their configuration from its environment.
     Object.assign(process.env, env);
+    config.reset();
 
     progress("creating the table, topics and schema");
     await ensureTable(createDynamoClient(), env.TABLE_NAME);
@@ -138,6 +155,7 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
           await running.close();
           await closeServices();
           await services.stop();
+          stackRunning = false;
         })();
         return stopped;
       },

@@ -27,7 +27,7 @@ import { createManagementClient, ManagementApiGateway } from "../core/adapters/m
 import { keys, RedisMessageBus, redisOptions } from "../core/adapters/redis";
 import { config } from "../core/config";
 import { createLogger, type Logger } from "../core/logger";
-import type { ConnectionGateway, ConnectionStore, EventLog } from "../core/ports";
+import type { ConnectionGateway, ConnectionStore, EventLog, Member } from "../core/ports";
 import { type ChatMessage, ChatMessage as ChatMessageSchema, toMessageFrame } from "../core/schemas";
 import { redisPassword } from "../core/secrets";
 import { ShardLeases } from "./fanout-leases";
@@ -108,7 +108,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   const limit = semaphore(options.concurrency);
   const owned = new Set<number>();
   const loops = new Map<number, Promise<void>>();
-  const members = new Map<string, { version: string; at: number; ids: string[] }>();
+  const members = new Map<string, { version: string; at: number; ids: Member[] }>();
   const stats: FanoutStats = {
     delivered: 0,
     gone: 0,
@@ -123,10 +123,10 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   let sweeper: NodeJS.Timeout | undefined;
   let ticking: Promise<void> = Promise.resolve();
 
-  async function membersOf(roomId: string, version: string): Promise<string[]> {
+  async function membersOf(roomId: string, version: string): Promise<Member[]> {
     const cached = members.get(roomId);
     if (cached && cached.version === version && Date.now() - cached.at < memberCacheMs) return cached.ids;
-    const ids: string[] = [];
+    const ids: Member[] = [];
     for await (const page of store.listMembers(roomId)) ids.push(...page);
     members.set(roomId, { version, at: Date.now(), ids });
     return ids;
@@ -134,7 +134,8 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
 
   async function dropConnection(connectionId: string): Promise<void> {
     stats.gone++;
-    for (const entry of members.values()) entry.ids = entry.ids.filter((id) => id !== connectionId);
+    for (const entry of members.values())
+      entry.ids = entry.ids.filter((m) => m.connectionId !== connectionId);
     try {
       const rooms = await store.removeConnection(connectionId);
       await bus.bumpMembership(rooms);
@@ -165,7 +166,10 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   async function deliver(entry: Entry): Promise<void> {
     const ids = await membersOf(entry.message.roomId, entry.membershipVersion);
     const data = JSON.stringify(toMessageFrame(entry.message));
-    await Promise.all(ids.map((id) => limit(() => post(id, data))));
+    const { seq } = entry.message;
+    await Promise.all(
+      ids.filter((m) => m.joinedSeq < seq).map((m) => limit(() => post(m.connectionId, data))),
+    );
     stats.messages++;
   }
 

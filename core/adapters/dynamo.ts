@@ -28,7 +28,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { config } from "../config";
 import { DependencyError } from "../errors";
-import type { ConnectionRecord, ConnectionStore } from "../ports";
+import type { ConnectionRecord, ConnectionStore, Member } from "../ports";
 
 const connKey = (connectionId: string) => `CONN#${connectionId}`;
 const roomKey = (roomId: string) => `ROOM#${roomId}`;
@@ -128,7 +128,13 @@ export class DynamoConnectionStore implements ConnectionStore {
     }
   }
 
-  joinRoom(connectionId: string, roomId: string, userId: string, expiresAt: number): Promise<void> {
+  joinRoom(
+    connectionId: string,
+    roomId: string,
+    userId: string,
+    expiresAt: number,
+    joinedSeq = 0,
+  ): Promise<void> {
     return wrap("join room", async () => {
       await this.doc.send(
         new PutCommand({
@@ -139,6 +145,7 @@ export class DynamoConnectionStore implements ConnectionStore {
             gsi1pk: connKey(connectionId),
             gsi1sk: roomKey(roomId),
             userId,
+            joinedSeq,
             expiresAt,
           },
         }),
@@ -168,7 +175,7 @@ export class DynamoConnectionStore implements ConnectionStore {
     });
   }
 
-  async *listMembers(roomId: string): AsyncIterable<string[]> {
+  async *listMembers(roomId: string): AsyncIterable<Member[]> {
     let start: Record<string, unknown> | undefined;
     do {
       const page = await wrap("list members", () =>
@@ -177,13 +184,16 @@ export class DynamoConnectionStore implements ConnectionStore {
             TableName: this.table,
             KeyConditionExpression: "pk = :r",
             ExpressionAttributeValues: { ":r": roomKey(roomId) },
-            ProjectionExpression: "sk",
+            ProjectionExpression: "sk, joinedSeq",
             ConsistentRead: true,
             ExclusiveStartKey: start,
           }),
         ),
       );
-      yield (page.Items ?? []).map((item) => (item.sk as string).slice("CONN#".length));
+      yield (page.Items ?? []).map((item) => ({
+        connectionId: (item.sk as string).slice("CONN#".length),
+        joinedSeq: typeof item.joinedSeq === "number" ? item.joinedSeq : 0,
+      }));
       start = page.LastEvaluatedKey;
     } while (start);
   }

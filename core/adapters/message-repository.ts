@@ -6,10 +6,12 @@
  * names it, and the caller (the persister) sends it to the dead-letter topic.
  */
 import { PrismaPg } from "@prisma/adapter-pg";
+import { Pool } from "pg";
 import { PrismaClient } from "../../prisma/generated/client";
 import { ChatError } from "../errors";
 import type { HistoryQuery, MessageRepository } from "../ports";
 import type { ChatMessage } from "../schemas";
+import { PgMessageHistory } from "./message-history";
 
 /** A message that collides with a stored row of another messageId on (roomId, seq). */
 export interface MessageConflict {
@@ -54,31 +56,6 @@ export class MissingTableError extends ChatError {
   readonly retriable = false;
 }
 
-type Row = {
-  messageId: string;
-  roomId: string;
-  seq: bigint;
-  senderId: string;
-  senderName: string | null;
-  text: string;
-  sentAt: Date;
-  clientMsgId: string;
-};
-
-function toMessage(row: Row): ChatMessage {
-  const m: ChatMessage = {
-    messageId: row.messageId,
-    roomId: row.roomId,
-    seq: Number(row.seq),
-    senderId: row.senderId,
-    text: row.text,
-    sentAt: row.sentAt.toISOString(),
-    clientMsgId: row.clientMsgId,
-  };
-  if (row.senderName !== null) m.senderName = row.senderName;
-  return m;
-}
-
 /**
  * Why PostgreSQL could never store this message as given, or undefined when it can. Text columns
  * refuse U+0000, and a lone surrogate would be silently replaced on encoding (not byte for byte).
@@ -94,7 +71,11 @@ export function unstorableReason(m: ChatMessage): string | undefined {
 
 /** {@link MessageRepository} on PostgreSQL through Prisma. */
 export class PrismaMessageRepository implements MessageRepository {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(
+    private readonly prisma: PrismaClient,
+    /** Reads go through plain SQL on the same pool (see message-history.ts). */
+    private readonly history: PgMessageHistory,
+  ) {}
 
   /**
    * Writes the messages in one statement, skipping any whose messageId is stored already.
@@ -152,28 +133,12 @@ export class PrismaMessageRepository implements MessageRepository {
     return count;
   }
 
-  async range(roomId: string, query: HistoryQuery): Promise<ChatMessage[]> {
-    const take = Math.max(0, Math.floor(query.limit));
-    if (take === 0) return [];
-    if (query.afterSeq !== undefined) {
-      const rows = await this.prisma.message.findMany({
-        where: { roomId, seq: { gt: BigInt(query.afterSeq) } },
-        orderBy: { seq: "asc" },
-        take,
-      });
-      return rows.map(toMessage);
-    }
-    const rows = await this.prisma.message.findMany({
-      where: query.beforeSeq !== undefined ? { roomId, seq: { lt: BigInt(query.beforeSeq) } } : { roomId },
-      orderBy: { seq: "desc" },
-      take,
-    });
-    return rows.reverse().map(toMessage);
+  range(roomId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    return this.history.range(roomId, query);
   }
 
-  async maxSeq(roomId: string): Promise<number> {
-    const { _max } = await this.prisma.message.aggregate({ where: { roomId }, _max: { seq: true } });
-    return _max.seq === null ? 0 : Number(_max.seq);
+  maxSeq(roomId: string): Promise<number> {
+    return this.history.maxSeq(roomId);
   }
 
   /** Fails with a sentence when the messages table is missing (migrations not applied). */
@@ -190,6 +155,7 @@ export class PrismaMessageRepository implements MessageRepository {
 
   async disconnect(): Promise<void> {
     await this.prisma.$disconnect();
+    await this.history.disconnect();
   }
 }
 
@@ -204,8 +170,11 @@ export function createMessageRepository(
   databaseUrl: string,
   options: MessageRepositoryOptions = {},
 ): PrismaMessageRepository {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 5 });
-  return new PrismaMessageRepository(new PrismaClient({ adapter }));
+  const pool = new Pool({ connectionString: databaseUrl, max: options.maxConnections ?? 5 });
+  return new PrismaMessageRepository(
+    new PrismaClient({ adapter: new PrismaPg(pool) }),
+    new PgMessageHistory(pool),
+  );
 }
 
 /** Driver adapter error kinds that say the data itself is refused; a retry cannot succeed. */

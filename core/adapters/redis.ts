@@ -170,11 +170,14 @@ export class RedisMessageBus {
 
   /** Records that Kafka has the message, so a retry need not append it again. */
   async markLogged(senderId: string, clientMsgId: string): Promise<void> {
-    await wrap("mark logged", this.redis.chatMarkLogged(
+    await wrap(
+      "mark logged",
+      this.redis.chatMarkLogged(
         keys.dedupe(senderId, clientMsgId),
         keys.pendingLog,
         keys.dedupe(senderId, clientMsgId),
-      ));
+      ),
+    );
   }
 
   /** Accepted messages whose append to Kafka was not confirmed for `olderThanMs`. */

@@ -1,0 +1,89 @@
+/**
+ * Reads of the messages table (history pages and a room's highest seq) over a plain `pg` pool.
+ * The Lambda handlers read through this alone, so their bundles carry `pg` and not the Prisma client
+ * (megabytes, and a slower cold start); the persister's Prisma repository delegates its reads here
+ * too, over the same pool, so one piece of SQL serves both.
+ */
+import { Pool } from "pg";
+import { DependencyError } from "../errors";
+import type { HistoryQuery, MessageHistory } from "../ports";
+import type { ChatMessage } from "../schemas";
+
+interface Row {
+  message_id: string;
+  room_id: string;
+  seq: string;
+  sender_id: string;
+  sender_name: string | null;
+  text: string;
+  sent_at: Date;
+  client_msg_id: string;
+}
+
+const COLUMNS = "message_id, room_id, seq, sender_id, sender_name, text, sent_at, client_msg_id";
+
+function toMessage(row: Row): ChatMessage {
+  const m: ChatMessage = {
+    messageId: row.message_id,
+    roomId: row.room_id,
+    seq: Number(row.seq),
+    senderId: row.sender_id,
+    text: row.text,
+    sentAt: row.sent_at.toISOString(),
+    clientMsgId: row.client_msg_id,
+  };
+  if (row.sender_name !== null) m.senderName = row.sender_name;
+  return m;
+}
+
+export class PgMessageHistory implements MessageHistory {
+  constructor(readonly pool: Pool) {}
+
+  private async query(sql: string, values: unknown[]): Promise<Row[]> {
+    try {
+      return (await this.pool.query<Row>(sql, values)).rows;
+    } catch (cause) {
+      throw new DependencyError("postgres", "reading messages from PostgreSQL failed", { cause });
+    }
+  }
+
+  async range(roomId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    const take = Math.max(0, Math.floor(query.limit));
+    if (take === 0) return [];
+    if (query.afterSeq !== undefined) {
+      const rows = await this.query(
+        `SELECT ${COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`,
+        [roomId, String(query.afterSeq), take],
+      );
+      return rows.map(toMessage);
+    }
+    const rows =
+      query.beforeSeq !== undefined
+        ? await this.query(
+            `SELECT ${COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`,
+            [roomId, String(query.beforeSeq), take],
+          )
+        : await this.query(`SELECT ${COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2`, [
+            roomId,
+            take,
+          ]);
+    return rows.reverse().map(toMessage);
+  }
+
+  async maxSeq(roomId: string): Promise<number> {
+    const rows = (await this.query("SELECT max(seq)::text AS seq FROM messages WHERE room_id = $1", [
+      roomId,
+    ])) as unknown as { seq: string | null }[];
+    return rows[0]?.seq ? Number(rows[0].seq) : 0;
+  }
+
+  async disconnect(): Promise<void> {
+    // The pool may be shared with Prisma's adapter, which can have ended it already.
+    if (!this.pool.ended) await this.pool.end();
+  }
+}
+
+/** A history reader on the database at `databaseUrl`, with a small pool (a Lambda serves one request at a time). */
+export function createMessageHistory(databaseUrl: string, maxConnections = 2): PgMessageHistory {
+  return new PgMessageHistory(new Pool({ connectionString: databaseUrl, max: maxConnections }));
+}
