@@ -1,0 +1,15 @@
+/**
+ * The fault-injection suite: its own config so `npm test` stays short. `npm run test:faults` runs it
+ * in band; each file starts services of its own, since it kills them.
+ */
+/** @type {import('jest').Config} */
+module.exports = {
+  rootDir: "../..",
+  displayName: "faults",
+  testEnvironment: "node",
+  transform: { "^.+\\.tsx?$": ["ts-jest", { isolatedModules: true, diagnostics: false }] },
+  moduleFileExtensions: ["ts", "js", "json"],
+  roots: ["<rootDir>/test/faults"],
+  testMatch: ["**/*.fault.ts"],
+  testTimeout: 600000,
+};
