@@ -108,51 +108,60 @@ async function fanoutAll(
   params: FanoutParams,
 ): Promise<NonNullable<RunResult["fanout"]>> {
   const targets: TargetResult[] = [];
-  const ws = await startChild<{ url: string }>("ws-ceiling", "bench/servers/ws-ceiling.ts", env);
-  try {
-    targets.push(await runFanout("ws", { protocol: "plain", url: ws.info.url }, params));
-  } finally {
-    await ws.stop();
+  // BENCH_TARGETS=chat (for a diagnosis) runs only the named targets; the ratios then stay empty.
+  const wanted = new Set((process.env.BENCH_TARGETS ?? "ws,socketio,chat").split(","));
+  if (wanted.has("ws")) {
+    const ws = await startChild<{ url: string }>("ws-ceiling", "bench/servers/ws-ceiling.ts", env);
+    try {
+      targets.push(await runFanout("ws", { protocol: "plain", url: ws.info.url }, params));
+    } finally {
+      await ws.stop();
+    }
   }
-  const key = `bench-sio-${randomBytes(3).toString("hex")}`;
-  const sio = await Promise.all(
-    ["a", "b"].map((n) =>
-      startChild<{ url: string }>(`socketio-${n}`, "bench/servers/socketio.ts", {
-        ...env,
-        BENCH_SOCKETIO_KEY: key,
-      }),
-    ),
-  );
-  try {
-    targets.push(
-      await runFanout("socketio", { protocol: "socketio", urls: sio.map((s) => s.info.url) }, params),
-    );
-  } finally {
-    await Promise.all(sio.map((s) => s.stop()));
-  }
-  const id = `bf${randomBytes(3).toString("hex")}`;
-  const secret = randomBytes(24).toString("base64url");
-  progress("fan-out: starting the local stack");
-  const chat = await startChild<{ url: string }>("chat-stack", "bench/servers/chat-stack.ts", {
-    ...env,
-    JWT_SECRET: secret,
-    TABLE_NAME: `chat-${id}`,
-    MESSAGES_TOPIC: `chat.messages.${id}`,
-    DEAD_LETTER_TOPIC: `chat.messages.${id}.dlq`,
-    PERSISTER_GROUP_ID: `persister-${id}`,
-    REDIS_KEY_PREFIX: `${id}:`,
-    LOG_LEVEL: "warn",
-  });
-  try {
-    targets.push(
-      await runFanout(
-        "chat",
-        { protocol: "chat", url: chat.info.url, token: (u) => signToken(secret, u) },
-        params,
+  if (wanted.has("socketio")) {
+    const key = `bench-sio-${randomBytes(3).toString("hex")}`;
+    const sio = await Promise.all(
+      ["a", "b"].map((n) =>
+        startChild<{ url: string }>(`socketio-${n}`, "bench/servers/socketio.ts", {
+          ...env,
+          BENCH_SOCKETIO_KEY: key,
+        }),
       ),
     );
-  } finally {
-    await chat.stop();
+    try {
+      targets.push(
+        await runFanout("socketio", { protocol: "socketio", urls: sio.map((s) => s.info.url) }, params),
+      );
+    } finally {
+      await Promise.all(sio.map((s) => s.stop()));
+    }
+  }
+  if (wanted.has("chat")) {
+    const id = `bf${randomBytes(3).toString("hex")}`;
+    const secret = randomBytes(24).toString("base64url");
+    progress("fan-out: starting the local stack");
+    const chat = await startChild<{ url: string }>("chat-stack", "bench/servers/chat-stack.ts", {
+      ...env,
+      JWT_SECRET: secret,
+      TABLE_NAME: `chat-${id}`,
+      MESSAGES_TOPIC: `chat.messages.${id}`,
+      DEAD_LETTER_TOPIC: `chat.messages.${id}.dlq`,
+      PERSISTER_GROUP_ID: `persister-${id}`,
+      REDIS_KEY_PREFIX: `${id}:`,
+      // info makes the gateway log each route's duration (`ms`) to .cache/bench/logs/chat-stack.log.
+      LOG_LEVEL: process.env.BENCH_STACK_LOG_LEVEL ?? "warn",
+    });
+    try {
+      targets.push(
+        await runFanout(
+          "chat",
+          { protocol: "chat", url: chat.info.url, token: (u) => signToken(secret, u) },
+          params,
+        ),
+      );
+    } finally {
+      await chat.stop();
+    }
   }
   const byName = (n: string) => targets.find((t) => t.target === n);
   const socketio = byName("socketio");
