@@ -9,6 +9,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { Pool } from "pg";
 import { PrismaClient } from "../../prisma/generated/client";
 import { ChatError } from "../errors";
+import { createLogger } from "../logger";
 import type { HistoryQuery, MessageRepository } from "../ports";
 import type { ChatMessage } from "../schemas";
 import { PgMessageHistory } from "./message-history";
@@ -171,6 +172,10 @@ export function createMessageRepository(
   options: MessageRepositoryOptions = {},
 ): PrismaMessageRepository {
   const pool = new Pool({ connectionString: databaseUrl, max: options.maxConnections ?? 5 });
+  // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool, and an
+  // unheard "error" ends the process (the fault suite's PostgreSQL kill crashed it). The pool drops
+  // that client by itself; the next query opens a new one, and query failures reject as before.
+  pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
   return new PrismaMessageRepository(
     new PrismaClient({ adapter: new PrismaPg(pool) }),
     new PgMessageHistory(pool),
