@@ -247,7 +247,15 @@ async function main(): Promise<void> {
     // Let the last answers and deliveries land.
     const drain = Date.now() + 30_000;
     while (conns.some((c) => c.pending.size > 0) && Date.now() < drain) await sleep(100);
-    await sleep(3000);
+    // Deliveries lag acks under load: wait (bounded) until each acked message reached its room.
+    const expected = () => {
+      let want = 0;
+      for (const [cid] of acked) want += roomMembers.get(sentAt.get(cid)?.room as string) ?? 0;
+      return want;
+    };
+    const want = expected();
+    while ([...received.values()].reduce((a, b) => a + b, 0) < want && Date.now() < drain + 30_000)
+      await sleep(200);
     const memEnd = procs();
     running = false;
 
