@@ -44,7 +44,7 @@ export const PROFILES: Record<
   quick: {
     fanout: { connections: 200, rooms: 10, rates: [100, 300, 1000], stepSeconds: 3, drainSeconds: 3 },
     persist: { messages: 20_000, rooms: 20, persisterTimeoutSeconds: 40, perRowSeconds: 6 },
-    coldStart: { loads: 3, warmRuns: 5 },
+    coldStart: { loads: 3, warmRuns: 5, budgetSeconds: 3, handlers: ["authorizer", "send-message", "ping"] },
     hops: { samples: 100, throughputSeconds: 1, concurrency: 64 },
   },
   smoke: {
