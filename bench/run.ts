@@ -42,8 +42,8 @@ export const PROFILES: Record<
     hops: { samples: 300, throughputSeconds: 3, concurrency: 64 },
   },
   quick: {
-    fanout: { connections: 200, rooms: 10, rates: [100, 300, 1000], stepSeconds: 3, drainSeconds: 3 },
-    persist: { messages: 20_000, rooms: 20, persisterTimeoutSeconds: 40, perRowSeconds: 6 },
+    fanout: { connections: 100, rooms: 5, rates: [100, 300, 1000], stepSeconds: 2, drainSeconds: 2 },
+    persist: { messages: 10_000, rooms: 20, persisterTimeoutSeconds: 30, perRowSeconds: 4 },
     coldStart: { loads: 3, warmRuns: 5, budgetSeconds: 3, handlers: ["authorizer", "send-message", "ping"] },
     hops: { samples: 100, throughputSeconds: 1, concurrency: 64 },
   },
