@@ -27,12 +27,13 @@ export const FUNCTION_NEEDS: Readonly<Record<string, readonly FunctionNeed[]>> =
   authorizer: ["jwt"],
   connect: ["table"],
   disconnect: ["table", "redis"],
-  "join-room": ["table", "redis"],
+  // join and send seed a room's seq from PostgreSQL when Redis does not know the room.
+  "join-room": ["table", "redis", "database"],
   "leave-room": ["table", "redis"],
-  "send-message": ["table", "redis", "kafka"],
+  "send-message": ["table", "redis", "kafka", "database"],
   "get-history": ["table", "redis", "database"],
-  ping: ["table"],
-  default: ["table"],
+  ping: [],
+  default: [],
 };
 
 export interface ChatApiProps {
