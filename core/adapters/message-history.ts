@@ -6,6 +6,7 @@
  */
 import { Pool } from "pg";
 import { DependencyError } from "../errors";
+import { createLogger } from "../logger";
 import type { HistoryQuery, MessageHistory } from "../ports";
 import type { ChatMessage } from "../schemas";
 
@@ -85,5 +86,10 @@ export class PgMessageHistory implements MessageHistory {
 
 /** A history reader on the database at `databaseUrl`, with a small pool (a Lambda serves one request at a time). */
 export function createMessageHistory(databaseUrl: string, maxConnections = 2): PgMessageHistory {
-  return new PgMessageHistory(new Pool({ connectionString: databaseUrl, max: maxConnections }));
+  const pool = new Pool({ connectionString: databaseUrl, max: maxConnections });
+  // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool; unheard,
+  // it ends the process (the fault suite's PostgreSQL kill took the gateway down). The pool drops
+  // that client itself and the next query opens a new one.
+  pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
+  return new PgMessageHistory(pool);
 }
