@@ -4,6 +4,9 @@
  * TypeScript types are derived from it.
  */
 import { z } from "zod";
+import type { MessageFrame } from "./protocol";
+
+export * from "./protocol";
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
 export const ROOM_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -12,10 +15,6 @@ export const MAX_TEXT_CODE_POINTS = 4000;
 export const MAX_NAME_LENGTH = 64;
 export const HISTORY_DEFAULT_LIMIT = 50;
 export const HISTORY_MAX_LIMIT = 100;
-
-/** The actions of PROTOCOL.md's client frame table. */
-export const ACTIONS = ["joinRoom", "leaveRoom", "sendMessage", "getHistory", "ping"] as const;
-export type Action = (typeof ACTIONS)[number];
 
 const roomId = z.string().regex(ROOM_ID_PATTERN, "roomId must be 1-64 characters of A-Z a-z 0-9 _ . : -");
 const clientMsgId = z
@@ -90,44 +89,6 @@ export const TokenClaims = z.object({
   exp: z.number().int(),
 });
 export type TokenClaims = z.infer<typeof TokenClaims>;
-
-export const ERROR_CODES = [
-  "BAD_REQUEST",
-  "UNKNOWN_ACTION",
-  "NOT_A_MEMBER",
-  "TOO_LARGE",
-  "RATE_LIMITED",
-  "INTERNAL",
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
-export type ServerFrame =
-  | { type: "joined"; roomId: string; lastSeq: number }
-  | { type: "left"; roomId: string }
-  | { type: "ack"; roomId: string; clientMsgId: string; messageId: string; seq: number }
-  | { type: "history"; roomId: string; messages: MessageFrame[]; hasMore: boolean }
-  | { type: "pong" }
-  | MessageFrame
-  | ErrorFrame;
-
-export interface MessageFrame {
-  type: "message";
-  roomId: string;
-  messageId: string;
-  seq: number;
-  senderId: string;
-  senderName?: string;
-  text: string;
-  sentAt: string;
-}
-
-export interface ErrorFrame {
-  type: "error";
-  code: ErrorCode;
-  message: string;
-  action?: string;
-  clientMsgId?: string;
-}
 
 export function toMessageFrame(m: ChatMessage): MessageFrame {
   const frame: MessageFrame = {

@@ -1,7 +1,7 @@
 /** `$default`: frames no route matched: not a JSON object (BAD_REQUEST) or an unknown action. */
-import { ACTIONS } from "../core/schemas";
+import { ACTIONS } from "../core/protocol";
 import type { HandlerResult, WebSocketEvent } from "./event";
-import { errorReply, parseBody } from "./respond";
+import { errorReply, parseBody } from "./reply";
 
 export async function handler(event: WebSocketEvent): Promise<HandlerResult> {
   const frame = parseBody(event);

@@ -5,25 +5,12 @@
 import type { z } from "zod";
 import type { Caller } from "../core/chat";
 import { createLogger } from "../core/logger";
-import type { ErrorCode, ErrorFrame, ServerFrame } from "../core/schemas";
 import type { HandlerResult, WebSocketEvent } from "./event";
+import { errorReply, parseBody } from "./reply";
+
+export { errorReply, parseBody, reply } from "./reply";
 
 const log = createLogger("handler");
-
-export function reply(frame: ServerFrame): HandlerResult {
-  return { statusCode: 200, body: JSON.stringify(frame) };
-}
-
-export function errorReply(
-  code: ErrorCode,
-  message: string,
-  echo: { action?: unknown; clientMsgId?: unknown } = {},
-): HandlerResult {
-  const frame: ErrorFrame = { type: "error", code, message };
-  if (typeof echo.action === "string") frame.action = echo.action;
-  if (typeof echo.clientMsgId === "string") frame.clientMsgId = echo.clientMsgId;
-  return reply(frame);
-}
 
 /** The caller as the authorizer described it on `$connect`. */
 export function callerOf(event: WebSocketEvent): Caller {
@@ -36,19 +23,6 @@ export function callerOf(event: WebSocketEvent): Caller {
     userId,
     ...(auth.name ? { name: auth.name } : {}),
   };
-}
-
-/** The body as a JSON object, or undefined when it is not one. */
-export function parseBody(event: WebSocketEvent): Record<string, unknown> | undefined {
-  if (typeof event.body !== "string") return undefined;
-  try {
-    const value: unknown = JSON.parse(event.body);
-    return value !== null && typeof value === "object" && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A sentence naming the first problem of a frame that did not match its schema. */

@@ -1,0 +1,47 @@
+/**
+ * The protocol's names and server frames, with no dependency: the handlers that only answer
+ * (ping, $default) import this alone and stay small. The schemas that parse frames are in
+ * schemas.ts.
+ */
+
+/** The actions of PROTOCOL.md's client frame table. */
+export const ACTIONS = ["joinRoom", "leaveRoom", "sendMessage", "getHistory", "ping"] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export const ERROR_CODES = [
+  "BAD_REQUEST",
+  "UNKNOWN_ACTION",
+  "NOT_A_MEMBER",
+  "TOO_LARGE",
+  "RATE_LIMITED",
+  "INTERNAL",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export type ServerFrame =
+  | { type: "joined"; roomId: string; lastSeq: number }
+  | { type: "left"; roomId: string }
+  | { type: "ack"; roomId: string; clientMsgId: string; messageId: string; seq: number }
+  | { type: "history"; roomId: string; messages: MessageFrame[]; hasMore: boolean }
+  | { type: "pong" }
+  | MessageFrame
+  | ErrorFrame;
+
+export interface MessageFrame {
+  type: "message";
+  roomId: string;
+  messageId: string;
+  seq: number;
+  senderId: string;
+  senderName?: string;
+  text: string;
+  sentAt: string;
+}
+
+export interface ErrorFrame {
+  type: "error";
+  code: ErrorCode;
+  message: string;
+  action?: string;
+  clientMsgId?: string;
+}
