@@ -105,11 +105,6 @@ export class ShardLeases {
     return this.redis.get(leaseKeys.cursor(shard));
   }
 
-  /** Records that delivery of an entry of the current batch begins. */
-  async markStarted(shard: number, id: string): Promise<void> {
-    await this.redis.sadd(leaseKeys.started(shard), id);
-  }
-
   /**
    * Records that delivery of an entry begins, if this worker still holds the shard's lease and no
    * one began it before; false means the entry must not be delivered by this worker.
