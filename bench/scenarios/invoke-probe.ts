@@ -92,8 +92,11 @@ async function main(): Promise<void> {
       warmMs.push(performance.now() - t);
     }
     const body = (last as { body?: string })?.body;
-    const answer = body
-      ? String((JSON.parse(body) as { type?: string; code?: string }).type ?? "")
+    const parsed = body
+      ? (JSON.parse(body) as { type?: string; code?: string; message?: string })
+      : undefined;
+    const answer = parsed
+      ? [parsed.type, parsed.code, parsed.message].filter(Boolean).join(": ")
       : JSON.stringify(last).slice(0, 40);
     results[name] = { firstMs, warmMs, answer };
   }
