@@ -273,13 +273,18 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   }
 
   async function balance(): Promise<void> {
-    const live = await leases.heartbeat();
-    for (const shard of [...owned]) {
-      if (!(await leases.renew(shard))) {
+    // Renewals go out together (one pipelined round trip), ahead of anything slower.
+    const held = [...owned];
+    const [live, renewed] = await Promise.all([
+      leases.heartbeat(),
+      Promise.all(held.map((shard) => leases.renew(shard))),
+    ]);
+    held.forEach((shard, i) => {
+      if (!renewed[i]) {
         logger.warn({ shard }, "lease expired before renewal");
         owned.delete(shard);
       }
-    }
+    });
     const fair = Math.ceil(options.shards / live);
     if (owned.size > fair) {
       // Hand the surplus over: each loop finishes its batch, then releases the lease.
