@@ -7,7 +7,7 @@ module.exports = {
   rootDir: "../..",
   displayName: "faults",
   testEnvironment: "node",
-  transform: { "^.+\\.tsx?$": ["ts-jest", { isolatedModules: true, diagnostics: false }] },
+  transform: { "^.+\\.tsx?$": ["ts-jest", { diagnostics: false }] },
   moduleFileExtensions: ["ts", "js", "json"],
   roots: ["<rootDir>/test/faults"],
   testMatch: ["**/*.fault.ts"],
