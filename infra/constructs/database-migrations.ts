@@ -6,13 +6,11 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { CustomResource, Duration, RemovalPolicy } from "aws-cdk-lib";
+import { CustomResource, Duration } from "aws-cdk-lib";
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
-import * as logs from "aws-cdk-lib/aws-logs";
-import * as cr from "aws-cdk-lib/custom-resources";
 import { Construct } from "constructs";
-import { accept, arnRef, managedPolicyFinding } from "../nag";
 import { REPO_ROOT } from "../paths";
+import { deployProvider } from "./deploy-provider";
 import type { DatabaseEndpoint } from "./endpoints";
 import { InfraFunction } from "./infra-function";
 
@@ -60,23 +58,7 @@ export class DatabaseMigrations extends Construct {
       },
     });
     props.database.connect(this.fn.consumer);
-    const provider = new cr.Provider(this, "Provider", {
-      onEventHandler: this.fn.fn,
-      logGroup: new logs.LogGroup(this, "ProviderLogs", {
-        retention: logs.RetentionDays.ONE_MONTH,
-        removalPolicy: RemovalPolicy.DESTROY,
-      }),
-    });
-    accept(
-      provider,
-      managedPolicyFinding("AWSLambdaBasicExecutionRole"),
-      "The custom resource framework's function: the AWS managed policy grants only log writes",
-    );
-    accept(
-      provider,
-      `IAM5[Resource::${arnRef(this.fn.fn)}:*]`,
-      "The framework may invoke any version of this one function, and nothing else",
-    );
+    const provider = deployProvider(this, this.fn.fn);
     this.resource = new CustomResource(this, "Migrations", {
       serviceToken: provider.serviceToken,
       properties: { migrationsHash: migrationsHash() },

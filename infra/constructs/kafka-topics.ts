@@ -4,12 +4,10 @@
  * carry the topic settings and brokers, so a change re-runs it; anything that uses the topics
  * depends on it.
  */
-import { CustomResource, Duration, RemovalPolicy } from "aws-cdk-lib";
+import { CustomResource, Duration } from "aws-cdk-lib";
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
-import * as logs from "aws-cdk-lib/aws-logs";
-import * as cr from "aws-cdk-lib/custom-resources";
 import { Construct } from "constructs";
-import { accept, arnRef, managedPolicyFinding } from "../nag";
+import { deployProvider } from "./deploy-provider";
 import type { KafkaEndpoint, TopicSettings } from "./endpoints";
 import { InfraFunction } from "./infra-function";
 
@@ -33,23 +31,7 @@ export class KafkaTopics extends Construct {
       timeout: Duration.minutes(5),
     });
     props.kafka.connectAdmin(creator.consumer);
-    const provider = new cr.Provider(this, "Provider", {
-      onEventHandler: creator.fn,
-      logGroup: new logs.LogGroup(this, "ProviderLogs", {
-        retention: logs.RetentionDays.ONE_MONTH,
-        removalPolicy: RemovalPolicy.DESTROY,
-      }),
-    });
-    accept(
-      provider,
-      managedPolicyFinding("AWSLambdaBasicExecutionRole"),
-      "The custom resource framework's function: the AWS managed policy grants only log writes",
-    );
-    accept(
-      provider,
-      `IAM5[Resource::${arnRef(creator.fn)}:*]`,
-      "The framework may invoke any version of this one function, and nothing else",
-    );
+    const provider = deployProvider(this, creator.fn);
     this.resource = new CustomResource(this, "Topics", {
       serviceToken: provider.serviceToken,
       properties: { ...props.topics },

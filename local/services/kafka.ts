@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:f
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { ServiceStartError } from "./errors";
-import { findExecutable, freePort, ManagedProcess, portOpen, repoRoot } from "./process";
+import { findExecutable, freePort, ManagedProcess, portOpen, repoRoot, runningService } from "./process";
 import type { RunningService, StarterOptions } from "./types";
 
 /** The Kafka line we run: 3.9 is the last that keeps every protocol version kafkajs 2.2.4 speaks. */
@@ -360,17 +360,5 @@ export async function startKafka(options: KafkaOptions): Promise<RunningService>
     await broker.waitUntil(() => brokerReady(port), timeoutMs);
   };
   await start();
-  return {
-    name: "kafka",
-    url: `127.0.0.1:${port}`,
-    get pid() {
-      return broker.pid;
-    },
-    stop: () => broker.stop(),
-    kill: () => broker.kill(),
-    restart: async () => {
-      await broker.kill();
-      await start();
-    },
-  };
+  return runningService("kafka", `127.0.0.1:${port}`, broker, start);
 }

@@ -9,7 +9,7 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from "nod
 import { join } from "node:path";
 import { Client } from "pg";
 import { ServiceStartError } from "./errors";
-import { findExecutable, freePort, ManagedProcess } from "./process";
+import { findExecutable, freePort, ManagedProcess, runningService } from "./process";
 import type { RunningService, StarterOptions } from "./types";
 
 /** Options of {@link startPostgres}. */
@@ -185,17 +185,5 @@ export async function startPostgres(options: PostgresOptions): Promise<RunningSe
       cause: error,
     });
   }
-  return {
-    name: "postgres",
-    url: `postgresql://postgres@127.0.0.1:${port}/${database}`,
-    get pid() {
-      return server.pid;
-    },
-    stop: () => server.stop(),
-    kill: () => server.kill(),
-    restart: async () => {
-      await server.kill();
-      await start();
-    },
-  };
+  return runningService("postgres", `postgresql://postgres@127.0.0.1:${port}/${database}`, server, start);
 }

@@ -10,6 +10,8 @@ import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { ServiceStartError } from "./errors";
 
 /** The repository's root (this file is local/services/process.ts). */
+import type { RunningService } from "./types";
+
 export const repoRoot = resolve(__dirname, "..", "..");
 
 /** Asks the OS for a port that is free on 127.0.0.1 right now. */
@@ -249,6 +251,31 @@ export class ManagedProcess {
 }
 
 /** Resolves a data directory option against the repository root. */
+/**
+ * A started process as a {@link RunningService}: stop it, kill it (SIGKILL), or restart it with
+ * `start` on the same port and data after a kill.
+ */
+export function runningService(
+  name: string,
+  url: string,
+  server: ManagedProcess,
+  start: () => Promise<void>,
+): RunningService {
+  return {
+    name,
+    url,
+    get pid() {
+      return server.pid;
+    },
+    stop: () => server.stop(),
+    kill: () => server.kill(),
+    restart: async () => {
+      await server.kill();
+      await start();
+    },
+  };
+}
+
 export function absolute(dir: string): string {
   return isAbsolute(dir) ? dir : resolve(repoRoot, dir);
 }

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { ServiceStartError } from "./errors";
-import { findExecutable, freePort, ManagedProcess } from "./process";
+import { findExecutable, freePort, ManagedProcess, runningService } from "./process";
 import type { RunningService, StarterOptions } from "./types";
 
 /** Options of {@link startRedis}. */
@@ -85,17 +85,5 @@ export async function startRedis(options: RedisOptions): Promise<RunningService>
     await server.waitUntil(() => pings(port), timeoutMs);
   };
   await start();
-  return {
-    name: "redis",
-    url: `redis://127.0.0.1:${port}`,
-    get pid() {
-      return server.pid;
-    },
-    stop: () => server.stop(),
-    kill: () => server.kill(),
-    restart: async () => {
-      await server.kill();
-      await start();
-    },
-  };
+  return runningService("redis", `redis://127.0.0.1:${port}`, server, start);
 }
