@@ -304,7 +304,13 @@ export function createPersister(deps: PersisterDeps): Persister {
       await c.connect();
       // A new group starts at the beginning: messages produced before the first persister ran must be stored too.
       await c.subscribe({ topic, fromBeginning: true });
-      await c.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+      // Partitions are written side by side: each batch waits on its own round trip to PostgreSQL.
+      await c.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 3,
+        eachBatch,
+      });
       logger.info({ topic, groupId, deadLetterTopic }, "persister started");
     },
     stop() {

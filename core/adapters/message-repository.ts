@@ -90,21 +90,24 @@ export class PrismaMessageRepository implements MessageRepository {
       const reason = unstorableReason(m);
       if (reason) throw new UnstorableMessageError(m.messageId, reason);
     }
-    const { count } = await this.prisma.message.createMany({
-      data: messages.map((m) => ({
-        messageId: m.messageId,
-        roomId: m.roomId,
-        seq: BigInt(m.seq),
-        senderId: m.senderId,
-        senderName: m.senderName ?? null,
-        text: m.text,
-        sentAt: new Date(m.sentAt),
-        clientMsgId: m.clientMsgId,
-      })),
-      // ON CONFLICT DO NOTHING: skips both a replayed messageId and a taken (roomId, seq); the
-      // second is told apart below, since it is data loss, not a replay.
-      skipDuplicates: true,
-    });
+    // One statement over column arrays: PostgreSQL unpacks them, so a batch of thousands costs
+    // eight parameters instead of eight per row (createMany built and bound every one, and capped
+    // the persister near a thousand rows a second). ON CONFLICT DO NOTHING skips both a replayed
+    // messageId and a taken (roomId, seq); the second is told apart below, since it is data loss,
+    // not a replay.
+    const count = await this.prisma.$executeRaw`
+      INSERT INTO messages (message_id, room_id, seq, sender_id, sender_name, text, sent_at, client_msg_id)
+      SELECT * FROM unnest(
+        ${messages.map((m) => m.messageId)}::varchar[],
+        ${messages.map((m) => m.roomId)}::varchar[],
+        ${messages.map((m) => String(m.seq))}::bigint[],
+        ${messages.map((m) => m.senderId)}::varchar[],
+        ${messages.map((m) => m.senderName ?? null)}::varchar[],
+        ${messages.map((m) => m.text)}::text[],
+        ${messages.map((m) => m.sentAt)}::timestamptz[],
+        ${messages.map((m) => m.clientMsgId)}::varchar[]
+      )
+      ON CONFLICT DO NOTHING`;
     if (count === messages.length) return count;
     const stored = await this.prisma.message.findMany({
       where: { messageId: { in: messages.map((m) => m.messageId) } },
