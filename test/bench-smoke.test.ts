@@ -54,7 +54,7 @@ describe("npm run bench -- --smoke", () => {
     expect(ping?.loadMs).toBeGreaterThan(0);
     expect(ping?.answer).toBe("pong");
     expect(json.hops?.hops.map((h) => h.hop)).toContain("Kafka append (acks all)");
-    expect(json.hops?.posts).toHaveLength(2);
+    expect(json.hops?.posts).toHaveLength(3);
   });
 
   test("latest.md is a Markdown report with a table per scenario", () => {

@@ -8,6 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { Agent, request } from "node:http";
 import { performance } from "node:perf_hooks";
+import { PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { Redis } from "ioredis";
 import WebSocket from "ws";
 import { createDynamoClient, DynamoConnectionStore, ensureTable } from "../../core/adapters/dynamo";
@@ -168,9 +169,11 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     ),
   });
 
-  const sdk = new ManagementApiGateway(
-    createManagementClient(gateway.managementEndpoint, params.concurrency),
-  );
+  // The AWS SDK client's own send, against the signed kept-alive request the fan-out worker makes.
+  const client = createManagementClient(gateway.managementEndpoint, params.concurrency);
+  const sdk = (id: string, body: string) =>
+    client.send(new PostToConnectionCommand({ ConnectionId: id, Data: body }));
+  const signed = new ManagementApiGateway(client, gateway.managementEndpoint, params.concurrency);
   const agent = new Agent({ keepAlive: true, maxSockets: params.concurrency });
   const { hostname, port, pathname } = new URL(gateway.managementEndpoint);
   const data = JSON.stringify({ type: "message", roomId, text: "x".repeat(100) });
@@ -196,13 +199,23 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     });
   hops.push({
     hop: "PostToConnection, AWS SDK client",
-    latencyMs: await time(n, () => sdk.post(connectionId, data)),
+    latencyMs: await time(n, () => sdk(connectionId, data)),
+  });
+  hops.push({
+    hop: "PostToConnection, signed keep-alive HTTP (the fan-out's client)",
+    latencyMs: await time(n, () => signed.post(connectionId, data)),
   });
   hops.push({ hop: "PostToConnection, plain keep-alive HTTP", latencyMs: await time(n, plain) });
   const posts: PostThroughput[] = [
     {
       client: "AWS SDK client",
-      ...(await throughput(params.throughputSeconds, params.concurrency, () => sdk.post(connectionId, data))),
+      ...(await throughput(params.throughputSeconds, params.concurrency, () => sdk(connectionId, data))),
+    },
+    {
+      client: "signed keep-alive HTTP (the fan-out's client)",
+      ...(await throughput(params.throughputSeconds, params.concurrency, () =>
+        signed.post(connectionId, data),
+      )),
     },
     {
       client: "plain keep-alive HTTP",
