@@ -8,6 +8,7 @@ import { performance } from "node:perf_hooks";
 import { createDynamoClient, ensureTable } from "../../core/adapters/dynamo";
 import { createKafka, ensureTopics } from "../../core/adapters/kafka";
 import { signToken } from "../../core/auth";
+import { migrate } from "../../prisma/migrate";
 
 type Handler = (
   event: unknown,
@@ -29,8 +30,11 @@ const context = {
 async function main(): Promise<void> {
   const dir = process.argv[2] as string;
   const runs = Number(process.argv[3] ?? 20);
+  // The table, topics and schema the handlers expect, as the local stack creates them: a join of a
+  // room Redis does not know reads the room's highest seq from PostgreSQL.
   await ensureTable(createDynamoClient(), process.env.TABLE_NAME as string);
   await ensureTopics(createKafka());
+  await migrate(process.env.DATABASE_URL as string);
   const connectionId = `bench${Date.now()}=`;
   const userId = "bench-user";
   const roomId = `bench-room-${Date.now()}`;
