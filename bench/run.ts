@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { Client } from "pg";
 import { signToken } from "../core/auth";
+import { isolatedNames } from "../local/isolation";
 import { DEFAULT_KAFKA_VERSIONS, startLocalServices } from "../local/services";
 import { ROOT, startChild } from "./lib/child";
 import { type MachineInfo, machineInfo } from "./lib/machine";
@@ -143,11 +144,7 @@ async function fanoutAll(
     const chat = await startChild<{ url: string }>("chat-stack", "bench/servers/chat-stack.ts", {
       ...env,
       JWT_SECRET: secret,
-      TABLE_NAME: `chat-${id}`,
-      MESSAGES_TOPIC: `chat.messages.${id}`,
-      DEAD_LETTER_TOPIC: `chat.messages.${id}.dlq`,
-      PERSISTER_GROUP_ID: `persister-${id}`,
-      REDIS_KEY_PREFIX: `${id}:`,
+      ...isolatedNames(id),
       // info makes the gateway log each route's duration (`ms`) to .cache/bench/logs/chat-stack.log.
       LOG_LEVEL: process.env.BENCH_STACK_LOG_LEVEL ?? "warn",
     });

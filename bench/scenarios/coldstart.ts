@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { bundle, bundleTargets } from "../../infra/bundle";
+import { isolatedNames } from "../../local/isolation";
 import { ROOT } from "../lib/child";
 import { progress } from "../lib/progress";
 import { median, round } from "../lib/stats";
@@ -68,10 +69,7 @@ export async function runColdStart(
   const childEnv = {
     ...process.env,
     ...env,
-    TABLE_NAME: `chat-${id}`,
-    MESSAGES_TOPIC: `chat.messages.${id}`,
-    DEAD_LETTER_TOPIC: `chat.messages.${id}.dlq`,
-    REDIS_KEY_PREFIX: `${id}:`,
+    ...isolatedNames(id),
     JWT_SECRET: env.JWT_SECRET ?? randomBytes(16).toString("hex"),
     LOG_LEVEL: "silent",
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",

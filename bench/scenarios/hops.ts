@@ -16,6 +16,7 @@ import { createKafka, ensureTopics, KafkaEventLog } from "../../core/adapters/ka
 import { createManagementClient, ManagementApiGateway } from "../../core/adapters/management";
 import { RedisMessageBus, redisOptions, shardOf } from "../../core/adapters/redis";
 import { startGateway } from "../../local/gateway";
+import { isolatedNames } from "../../local/isolation";
 import { progress } from "../lib/progress";
 import { round, Samples, type Summary } from "../lib/stats";
 
@@ -79,17 +80,14 @@ async function throughput(seconds: number, concurrency: number, post: () => Prom
 export async function runHops(env: Record<string, string>, params: HopsParams): Promise<HopsResult> {
   const id = `bh${randomBytes(3).toString("hex")}`;
   Object.assign(process.env, env, {
-    TABLE_NAME: `chat-${id}`,
-    MESSAGES_TOPIC: `chat.messages.${id}`,
-    DEAD_LETTER_TOPIC: `chat.messages.${id}.dlq`,
-    REDIS_KEY_PREFIX: `${id}:`,
+    ...isolatedNames(id),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
   });
   const hops: HopResult[] = [];
   const n = params.samples;
 
   const dynamo = createDynamoClient();
-  await ensureTable(dynamo, `chat-${id}`);
+  await ensureTable(dynamo, isolatedNames(id).TABLE_NAME);
   const store = new DynamoConnectionStore(dynamo);
   const roomId = `${id}-room`;
   await store.joinRoom("c1", roomId, "u1", Math.floor(Date.now() / 1000) + 3600);

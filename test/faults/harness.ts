@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Client } from "pg";
 import { signToken } from "../../core/auth";
+import { isolatedNames } from "../../local/isolation";
 import { type LocalServices, startLocalServices } from "../../local/services";
 import { repoRoot } from "../../local/services/process";
 import { type RunningStack, startStack } from "../../local/stack";
@@ -86,11 +87,7 @@ export async function startRig(settings: Record<string, string> = {}): Promise<R
     persisters: 1,
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "error" },
     settings: {
-      TABLE_NAME: `chat-f${id}`,
-      MESSAGES_TOPIC: `chat.messages.f${id}`,
-      DEAD_LETTER_TOPIC: `chat.messages.f${id}.dlq`,
-      PERSISTER_GROUP_ID: `persister-f${id}`,
-      REDIS_KEY_PREFIX: `f${id}:`,
+      ...isolatedNames(`f${id}`),
       KAFKA_PARTITIONS: "4",
       FANOUT_SHARDS: "8",
       FANOUT_LEASE_MS: "1500",

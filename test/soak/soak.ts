@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { Client } from "pg";
 import WebSocket from "ws";
 import { signToken } from "../../core/auth";
+import { isolatedNames } from "../../local/isolation";
 import { localJwtSecret } from "../../local/secret";
 import { startLocalServices } from "../../local/services";
 import { freePort, repoRoot } from "../../local/services/process";
@@ -95,11 +96,7 @@ async function main(): Promise<void> {
     ...services.env,
     LOCAL_PORT: String(port),
     LOG_LEVEL: "error",
-    TABLE_NAME: `soak-${process.pid}`,
-    MESSAGES_TOPIC: `soak.messages.${process.pid}`,
-    DEAD_LETTER_TOPIC: `soak.messages.${process.pid}.dlq`,
-    PERSISTER_GROUP_ID: `soak-${process.pid}`,
-    REDIS_KEY_PREFIX: `soak${process.pid}:`,
+    ...isolatedNames(`soak${process.pid}`),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     KAFKAJS_NO_PARTITIONER_WARNING: "1",
   };

@@ -7,6 +7,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { Client } from "pg";
 import { signToken } from "../../core/auth";
+import { isolatedNames } from "../../local/isolation";
 import { type RunningStack, type StackOptions, startStack } from "../../local/stack";
 
 export interface TestStack extends RunningStack {
@@ -34,11 +35,7 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
     persisters: opts.persisters,
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "error" },
     settings: {
-      TABLE_NAME: `chat-${id}`,
-      MESSAGES_TOPIC: `chat.messages.${id}`,
-      DEAD_LETTER_TOPIC: `chat.messages.${id}.dlq`,
-      PERSISTER_GROUP_ID: `persister-${id}`,
-      REDIS_KEY_PREFIX: `${id}:`,
+      ...isolatedNames(id),
       KAFKA_PARTITIONS: "4",
       FANOUT_SHARDS: "8",
       FANOUT_LEASE_MS: "1500",
