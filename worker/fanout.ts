@@ -18,7 +18,6 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
 import { Redis } from "ioredis";
 import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dynamo";
@@ -31,6 +30,7 @@ import type { ConnectionGateway, ConnectionStore, EventLog, Member } from "../co
 import { type ChatMessage, ChatMessage as ChatMessageSchema, toMessageFrame } from "../core/schemas";
 import { redisPassword } from "../core/secrets";
 import { ShardLeases } from "./fanout-leases";
+import { serveHealth } from "./health";
 import { onShutdown } from "./lifecycle";
 
 export interface FanoutOptions {
@@ -354,16 +354,6 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   };
 }
 
-/** Serves GET /health: 200 while the worker runs. */
-export function healthServer(port: number, healthy: () => boolean): Server {
-  const server = createServer((req, res) => {
-    const ok = req.url === "/health" && healthy();
-    res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok" : "unavailable");
-  });
-  server.listen(port, "0.0.0.0");
-  return server;
-}
-
 async function main(): Promise<void> {
   const logger = createLogger("fanout");
   const fanout = config.fanout();
@@ -389,7 +379,10 @@ async function main(): Promise<void> {
   );
   let running = true;
   const port = config.persister().healthPort;
-  const health = port !== undefined ? healthServer(port, () => running) : undefined;
+  const health =
+    port !== undefined
+      ? await serveHealth(port, () => ({ ok: running, status: running ? "delivering" : "stopping" }))
+      : undefined;
   await worker.start();
   const report = setInterval(() => logger.info(worker.stats(), "fan-out stats"), 30_000);
   const shutdown = async (signal: string) => {

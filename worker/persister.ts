@@ -8,7 +8,7 @@
  * is stored already, so nothing is lost and nothing is stored twice. Transient database errors are
  * retried with capped, jittered backoff and never skipped.
  */
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   type Consumer,
@@ -30,6 +30,7 @@ import { createLogger, type Logger } from "../core/logger";
 import type { MessageRepository } from "../core/ports";
 import type { ChatMessage } from "../core/schemas";
 import { databaseUrl } from "../core/secrets";
+import { serveHealth } from "./health";
 import { onShutdown } from "./lifecycle";
 import { deadLetterRecord } from "./persister-dead-letter";
 
@@ -252,21 +253,9 @@ export function createPersister(deps: PersisterDeps): Persister {
   }
 
   async function startHealth(port: number): Promise<void> {
-    server = createServer((req, res) => {
+    server = await serveHealth(port, () => {
       const ok = consuming && !stopping;
-      res.writeHead(ok ? 200 : 503, { "content-type": "application/json", connection: "close" });
-      res.end(
-        JSON.stringify({
-          status: ok ? "consuming" : stopping ? "stopping" : "not consuming",
-          groupId,
-          topic,
-        }),
-      );
-      req.resume();
-    });
-    await new Promise<void>((resolve, reject) => {
-      server?.once("error", reject);
-      server?.listen(port, "0.0.0.0", () => resolve());
+      return { ok, status: ok ? "consuming" : stopping ? "stopping" : "not consuming", groupId, topic };
     });
   }
 
