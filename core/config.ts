@@ -4,7 +4,7 @@
  * for, so a handler that never talks to Kafka does not need its variables; a bad or missing value
  * throws a ConfigError naming the variable and what to set it to.
  */
-import { z } from "zod";
+import * as z from "./zod";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -12,11 +12,11 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-function section<T extends z.ZodRawShape>(
+function section<T extends z.core.$ZodShape>(
   env: Env,
   shape: T,
   names: { [K in keyof T]: string },
-): z.infer<z.ZodObject<T>> {
+): z.infer<z.ZodMiniObject<T>> {
   const raw: Record<string, string | undefined> = {};
   for (const key of Object.keys(shape)) {
     const value = env[names[key as keyof T]];
@@ -34,18 +34,23 @@ function section<T extends z.ZodRawShape>(
   return parsed.data;
 }
 
-const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const positiveInt = (fallback: number) =>
+  z._default(z.coerce.number().check(z.int(), z.positive()), fallback);
 const brokers = z
-  .string({ error: "set it to a comma-separated list of host:port" })
-  .transform((s) =>
-    s
-      .split(",")
-      .map((b) => b.trim())
-      .filter(Boolean),
+  .pipe(
+    z.string({ error: "set it to a comma-separated list of host:port" }),
+    z.transform((s: string) =>
+      s
+        .split(",")
+        .map((b) => b.trim())
+        .filter(Boolean),
+    ),
   )
-  .refine(
-    (list) => list.length > 0 && list.every((b) => /^[^\s:]+:\d+$/.test(b)),
-    "expected host:port[,host:port]",
+  .check(
+    z.refine(
+      (list: string[]) => list.length > 0 && list.every((b) => /^[^\s:]+:\d+$/.test(b)),
+      "expected host:port[,host:port]",
+    ),
   );
 
 export function loadConfig(env: Env = process.env) {
@@ -61,7 +66,7 @@ export function loadConfig(env: Env = process.env) {
       once("aws", () =>
         section(
           env,
-          { region: z.string().default("us-east-1"), dynamoEndpoint: z.url().optional() },
+          { region: z._default(z.string(), "us-east-1"), dynamoEndpoint: z.optional(z.url()) },
           { region: "AWS_REGION", dynamoEndpoint: "DYNAMODB_ENDPOINT" },
         ),
       ),
@@ -69,7 +74,7 @@ export function loadConfig(env: Env = process.env) {
       once("table", () =>
         section(
           env,
-          { name: z.string().default("chat"), connectionTtlSeconds: positiveInt(3 * 60 * 60) },
+          { name: z._default(z.string(), "chat"), connectionTtlSeconds: positiveInt(3 * 60 * 60) },
           { name: "TABLE_NAME", connectionTtlSeconds: "CONNECTION_TTL_SECONDS" },
         ),
       ),
@@ -80,9 +85,9 @@ export function loadConfig(env: Env = process.env) {
           {
             url: z
               .string({ error: "set it to redis://host:port" })
-              .regex(/^rediss?:\/\//, "expected redis://host:port"),
-            authSecretArn: z.string().optional(),
-            keyPrefix: z.string().max(64).default(""),
+              .check(z.regex(/^rediss?:\/\//, "expected redis://host:port")),
+            authSecretArn: z.optional(z.string()),
+            keyPrefix: z._default(z.string().check(z.maxLength(64)), ""),
             recentHistory: positiveInt(200),
           },
           {
@@ -99,16 +104,16 @@ export function loadConfig(env: Env = process.env) {
           env,
           {
             brokers,
-            clientId: z.string().default("chat"),
-            messagesTopic: z.string().default("chat.messages"),
-            deadLetterTopic: z.string().default("chat.messages.dlq"),
+            clientId: z._default(z.string(), "chat"),
+            messagesTopic: z._default(z.string(), "chat.messages"),
+            deadLetterTopic: z._default(z.string(), "chat.messages.dlq"),
             partitions: positiveInt(6),
             replicationFactor: positiveInt(1),
-            auth: z.enum(["none", "aws-iam"]).default("none"),
-            ssl: z
-              .enum(["true", "false"])
-              .default("false")
-              .transform((v) => v === "true"),
+            auth: z._default(z.enum(["none", "aws-iam"]), "none"),
+            ssl: z.pipe(
+              z._default(z.enum(["true", "false"]), "false"),
+              z.transform((v: "true" | "false") => v === "true"),
+            ),
           },
           {
             brokers: "KAFKA_BROKERS",
@@ -127,11 +132,10 @@ export function loadConfig(env: Env = process.env) {
         section(
           env,
           {
-            url: z
-              .string()
-              .regex(/^postgres(ql)?:\/\//, "expected postgresql://user@host:port/db")
-              .optional(),
-            secretArn: z.string().optional(),
+            url: z.optional(
+              z.string().check(z.regex(/^postgres(ql)?:\/\//, "expected postgresql://user@host:port/db")),
+            ),
+            secretArn: z.optional(z.string()),
           },
           { url: "DATABASE_URL", secretArn: "DATABASE_SECRET_ARN" },
         ),
@@ -140,7 +144,7 @@ export function loadConfig(env: Env = process.env) {
       once("auth", () =>
         section(
           env,
-          { jwtSecret: z.string().optional(), jwtSecretArn: z.string().optional() },
+          { jwtSecret: z.optional(z.string()), jwtSecretArn: z.optional(z.string()) },
           { jwtSecret: "JWT_SECRET", jwtSecretArn: "JWT_SECRET_ARN" },
         ),
       ),
@@ -151,7 +155,7 @@ export function loadConfig(env: Env = process.env) {
           {
             perSecond: positiveInt(20),
             burst: positiveInt(40),
-            scope: z.enum(["connection", "user"]).default("connection"),
+            scope: z._default(z.enum(["connection", "user"]), "connection"),
           },
           { perSecond: "RATE_LIMIT_PER_SECOND", burst: "RATE_LIMIT_BURST", scope: "RATE_LIMIT_SCOPE" },
         ),
@@ -173,7 +177,7 @@ export function loadConfig(env: Env = process.env) {
             concurrency: positiveInt(64),
             leaseMs: positiveInt(3000),
             sweepAfterMs: positiveInt(10_000),
-            workerId: z.string().optional(),
+            workerId: z.optional(z.string()),
           },
           {
             shards: "FANOUT_SHARDS",
@@ -189,8 +193,8 @@ export function loadConfig(env: Env = process.env) {
         section(
           env,
           {
-            groupId: z.string().default("chat-persister"),
-            healthPort: z.coerce.number().int().min(0).optional(),
+            groupId: z._default(z.string(), "chat-persister"),
+            healthPort: z.optional(z.coerce.number().check(z.int(), z.minimum(0))),
           },
           { groupId: "PERSISTER_GROUP_ID", healthPort: "HEALTH_PORT" },
         ),
@@ -199,7 +203,7 @@ export function loadConfig(env: Env = process.env) {
       once("process", () =>
         section(
           env,
-          { parentPid: z.coerce.number().int().positive().optional() },
+          { parentPid: z.optional(z.coerce.number().check(z.int(), z.positive())) },
           { parentPid: "PARENT_PID" },
         ),
       ),
@@ -207,7 +211,9 @@ export function loadConfig(env: Env = process.env) {
       once("log", () =>
         section(
           env,
-          { level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") },
+          {
+            level: z._default(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
+          },
           { level: "LOG_LEVEL" },
         ),
       ),

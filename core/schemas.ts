@@ -3,8 +3,8 @@
  * Redis and Kafka, and the server frames. Producers and consumers import the same schema, and the
  * TypeScript types are derived from it.
  */
-import { z } from "zod";
 import type { MessageFrame } from "./protocol";
+import * as z from "./zod";
 
 export * from "./protocol";
 
@@ -16,15 +16,19 @@ export const MAX_NAME_LENGTH = 64;
 export const HISTORY_DEFAULT_LIMIT = 50;
 export const HISTORY_MAX_LIMIT = 100;
 
-const roomId = z.string().regex(ROOM_ID_PATTERN, "roomId must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+const roomId = z
+  .string()
+  .check(z.regex(ROOM_ID_PATTERN, "roomId must be 1-64 characters of A-Z a-z 0-9 _ . : -"));
 const clientMsgId = z
   .string()
-  .regex(CLIENT_MSG_ID_PATTERN, "clientMsgId must be 1-64 characters of A-Z a-z 0-9 _ -");
+  .check(z.regex(CLIENT_MSG_ID_PATTERN, "clientMsgId must be 1-64 characters of A-Z a-z 0-9 _ -"));
 const seqBound = z
   .number()
-  .int("must be an integer")
-  .min(0, "must not be negative")
-  .max(Number.MAX_SAFE_INTEGER);
+  .check(
+    z.int("must be an integer"),
+    z.minimum(0, "must not be negative"),
+    z.maximum(Number.MAX_SAFE_INTEGER),
+  );
 
 /** Counts Unicode code points, as PROTOCOL.md measures `text`. */
 export function codePointLength(text: string): number {
@@ -41,24 +45,29 @@ export const SendMessageFrame = z.object({
   action: z.literal("sendMessage"),
   roomId,
   clientMsgId,
-  text: z
-    .string()
-    .refine((t) => t.length > 0 && t.trim().length > 0, "text must hold something other than white space")
-    .refine((t) => t.isWellFormed(), "text must be well-formed Unicode (no lone surrogates)")
+  text: z.string().check(
+    z.refine((t) => t.length > 0 && t.trim().length > 0, "text must hold something other than white space"),
+    z.refine((t) => t.isWellFormed(), "text must be well-formed Unicode (no lone surrogates)"),
     // PostgreSQL text cannot hold U+0000: such a message would be acked, then dead-lettered, never stored.
-    .refine((t) => !t.includes("\u0000"), "text must not contain the NUL character (U+0000)"),
+    z.refine((t) => !t.includes("\u0000"), "text must not contain the NUL character (U+0000)"),
+  ),
 });
 export const GetHistoryFrame = z
   .object({
     action: z.literal("getHistory"),
     roomId,
-    afterSeq: seqBound.optional(),
-    beforeSeq: seqBound.optional(),
-    limit: z.number().int("limit must be an integer").min(1).max(HISTORY_MAX_LIMIT).optional(),
+    afterSeq: z.optional(seqBound),
+    beforeSeq: z.optional(seqBound),
+    limit: z.optional(
+      z.number().check(z.int("limit must be an integer"), z.minimum(1), z.maximum(HISTORY_MAX_LIMIT)),
+    ),
   })
-  .refine((f) => f.afterSeq === undefined || f.beforeSeq === undefined, {
-    message: "give afterSeq or beforeSeq, not both",
-  });
+  .check(
+    z.refine(
+      (f) => f.afterSeq === undefined || f.beforeSeq === undefined,
+      "give afterSeq or beforeSeq, not both",
+    ),
+  );
 
 export type JoinRoomFrame = z.infer<typeof JoinRoomFrame>;
 export type LeaveRoomFrame = z.infer<typeof LeaveRoomFrame>;
@@ -67,12 +76,12 @@ export type GetHistoryFrame = z.infer<typeof GetHistoryFrame>;
 
 /** A chat message as the server accepted it: the Redis stream entry, the Kafka record, the stored row. */
 export const ChatMessage = z.object({
-  messageId: z.string().min(1).max(64),
+  messageId: z.string().check(z.minLength(1), z.maxLength(64)),
   roomId,
-  seq: z.number().int().positive(),
-  senderId: z.string().regex(USER_ID_PATTERN),
-  senderName: z.string().max(MAX_NAME_LENGTH).optional(),
-  text: z.string().min(1),
+  seq: z.number().check(z.int(), z.positive()),
+  senderId: z.string().check(z.regex(USER_ID_PATTERN)),
+  senderName: z.optional(z.string().check(z.maxLength(MAX_NAME_LENGTH))),
+  text: z.string().check(z.minLength(1)),
   sentAt: z.iso.datetime(),
   clientMsgId,
 });
@@ -84,9 +93,9 @@ export type MessageRecord = z.infer<typeof MessageRecord>;
 
 /** Token claims (PROTOCOL.md, Connecting). */
 export const TokenClaims = z.object({
-  sub: z.string().regex(USER_ID_PATTERN, "sub must be 1-64 characters of A-Z a-z 0-9 _ . @ -"),
-  name: z.string().max(MAX_NAME_LENGTH).optional(),
-  exp: z.number().int(),
+  sub: z.string().check(z.regex(USER_ID_PATTERN, "sub must be 1-64 characters of A-Z a-z 0-9 _ . @ -")),
+  name: z.optional(z.string().check(z.maxLength(MAX_NAME_LENGTH))),
+  exp: z.number().check(z.int()),
 });
 export type TokenClaims = z.infer<typeof TokenClaims>;
 

@@ -2,9 +2,9 @@
  * What every route handler shares: reading the caller and the frame from the event, the error
  * frames of PROTOCOL.md, and the mapping of unexpected failures to INTERNAL.
  */
-import type { z } from "zod";
 import type { Caller } from "../core/chat";
 import { createLogger } from "../core/logger";
+import type { core } from "../core/zod";
 import type { HandlerResult, WebSocketEvent } from "./event";
 import { errorReply, parseBody } from "./reply";
 
@@ -26,7 +26,7 @@ export function callerOf(event: WebSocketEvent): Caller {
 }
 
 /** A sentence naming the first problem of a frame that did not match its schema. */
-export function describeIssue(error: z.ZodError): string {
+export function describeIssue(error: core.$ZodError): string {
   const issue = error.issues[0];
   if (!issue) return "The frame is not valid.";
   const field = issue.path.join(".");
