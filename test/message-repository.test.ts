@@ -5,6 +5,7 @@
 import { Client } from "pg";
 import {
   createMessageRepository,
+  isPermanentWriteError,
   MessageConflictError,
   MissingTableError,
   type PrismaMessageRepository,
@@ -113,6 +114,26 @@ describe("PrismaMessageRepository", () => {
       expect((error as UnstorableMessageError).messageId).toBe(bad.messageId);
     }
     expect(await repo.maxSeq("nul")).toBe(0);
+  });
+
+  test("a value the database refuses fails the whole statement as permanent; an unreachable database is transient", async () => {
+    const tooLong = message("refused", 2, "fine", { senderId: "x".repeat(65) });
+    const badTime = message("refused", 3, "fine", { sentAt: "not a time" });
+    for (const bad of [tooLong, badTime]) {
+      const error = await repo.insertMany([message("refused", 1), bad]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect(isPermanentWriteError(error)).toBe(true);
+    }
+    expect(await repo.maxSeq("refused")).toBe(0);
+
+    const nowhere = createMessageRepository("postgresql://postgres@127.0.0.1:1/none");
+    try {
+      const error = await nowhere.insertMany([message("refused", 1)]).catch((e: unknown) => e);
+      expect(String((error as Error).message)).toMatch(/ECONNREFUSED/);
+      expect(isPermanentWriteError(error)).toBe(false);
+    } finally {
+      await nowhere.disconnect();
+    }
   });
 
   test("senderName is optional and sentAt keeps its milliseconds", async () => {

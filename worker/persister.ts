@@ -46,7 +46,22 @@ export interface PersisterOptions {
   sessionTimeoutMs?: number;
   /** Consumer heartbeat interval, in ms (default 3000). */
   heartbeatIntervalMs?: number;
+  /**
+   * Partitions written side by side, each on its own database connection (default 6). The
+   * repository's pool should hold at least this many connections.
+   */
+  concurrency?: number;
+  /** Most bytes one fetch returns per partition (default 4 MiB) and in all (default 32 MiB). */
+  fetchMaxBytesPerPartition?: number;
+  fetchMaxBytes?: number;
 }
+
+/** Defaults of {@link PersisterOptions}: see `npm run bench -- --only persist` for what they buy. */
+export const PERSISTER_DEFAULTS = {
+  concurrency: 6,
+  fetchMaxBytesPerPartition: 4 * 1024 * 1024,
+  fetchMaxBytes: 32 * 1024 * 1024,
+} as const;
 
 /** What {@link createPersister} needs: the real adapters in production, the same in tests. */
 export interface PersisterDeps {
@@ -274,6 +289,11 @@ export function createPersister(deps: PersisterDeps): Persister {
         sessionTimeout: options.sessionTimeoutMs ?? 30000,
         heartbeatInterval: options.heartbeatIntervalMs ?? 3000,
         allowAutoTopicCreation: false,
+        // One fetch answers for every partition of the broker and the next waits until all its
+        // batches are written, so a fetch should carry thousands of records, not the default 1 MiB.
+        maxBytesPerPartition:
+          options.fetchMaxBytesPerPartition ?? PERSISTER_DEFAULTS.fetchMaxBytesPerPartition,
+        maxBytes: options.fetchMaxBytes ?? PERSISTER_DEFAULTS.fetchMaxBytes,
       });
       const c = consumer;
       c.on(c.events.GROUP_JOIN, (e) => {
@@ -297,7 +317,7 @@ export function createPersister(deps: PersisterDeps): Persister {
       await c.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: 3,
+        partitionsConsumedConcurrently: options.concurrency ?? PERSISTER_DEFAULTS.concurrency,
         eachBatch,
       });
       logger.info({ topic, groupId, deadLetterTopic }, "persister started");
@@ -329,7 +349,10 @@ async function main(): Promise<void> {
   const logger = createLogger("persister");
   const kafkaConfig = config.kafka();
   const persisterConfig = config.persister();
-  const repository = createMessageRepository(await databaseUrl());
+  // A connection per partition written at once, and one for the conflict look-ups.
+  const repository = createMessageRepository(await databaseUrl(), {
+    maxConnections: PERSISTER_DEFAULTS.concurrency + 1,
+  });
   try {
     await repository.assertReady();
   } catch (error) {
