@@ -1,6 +1,8 @@
 /** `$connect`: the authorizer has accepted the token; record the connection. */
+import { connect } from "../core/chat";
+import { config } from "../core/config";
 import { createLogger } from "../core/logger";
-import { getServices } from "../core/wiring";
+import { connectionStore } from "../core/wiring/store";
 import type { HandlerResult, WebSocketEvent } from "./event";
 import { callerOf } from "./respond";
 
@@ -9,7 +11,10 @@ const log = createLogger("connect");
 export async function handler(event: WebSocketEvent): Promise<HandlerResult> {
   const caller = callerOf(event);
   try {
-    await (await getServices()).chat.connect(caller);
+    await connect(
+      { store: connectionStore, connectionTtlSeconds: config.table().connectionTtlSeconds },
+      caller,
+    );
     return { statusCode: 200 };
   } catch (error) {
     log.error({ connectionId: caller.connectionId, err: error }, "could not record the connection");

@@ -1,6 +1,8 @@
 /** `$disconnect`: remove the connection and its memberships (best effort, as on AWS; TTL and 410 back it up). */
+import { disconnect } from "../core/chat";
 import { createLogger } from "../core/logger";
-import { getServices } from "../core/wiring";
+import { messageBus } from "../core/wiring/bus";
+import { connectionStore } from "../core/wiring/store";
 import type { HandlerResult, WebSocketEvent } from "./event";
 
 const log = createLogger("disconnect");
@@ -8,7 +10,7 @@ const log = createLogger("disconnect");
 export async function handler(event: WebSocketEvent): Promise<HandlerResult> {
   const { connectionId, disconnectStatusCode } = event.requestContext;
   try {
-    await (await getServices()).chat.disconnect(connectionId);
+    await disconnect({ store: connectionStore, bus: messageBus }, connectionId);
   } catch (error) {
     log.warn(
       { connectionId, disconnectStatusCode, err: error },

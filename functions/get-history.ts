@@ -1,12 +1,19 @@
 /** `getHistory`: a page of the room's messages in ascending seq; membership required. */
+import { getHistory } from "../core/chat";
 import { GetHistoryFrame } from "../core/schemas";
-import { getServices } from "../core/wiring";
+import { messageBus } from "../core/wiring/bus";
+import { messageHistory } from "../core/wiring/history";
+import { connectionStore } from "../core/wiring/store";
 import { describeIssue, errorReply, reply, route } from "./respond";
 
 export const handler = route("getHistory", async (body, caller) => {
   const frame = GetHistoryFrame.safeParse(body);
   if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error), { action: "getHistory" });
-  const outcome = await (await getServices()).chat.history(caller, frame.data);
+  const outcome = await getHistory(
+    { store: connectionStore, bus: messageBus, history: messageHistory },
+    caller,
+    frame.data,
+  );
   if (!outcome.ok) {
     return errorReply("NOT_A_MEMBER", "Join the room before reading its history.", { action: "getHistory" });
   }

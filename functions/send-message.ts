@@ -1,6 +1,11 @@
 /** `sendMessage`: validate, accept (dedupe, seq, fan-out), append to Kafka, then ack. */
+import { sendMessage } from "../core/chat";
+import { config } from "../core/config";
 import { codePointLength, MAX_TEXT_CODE_POINTS, SendMessageFrame } from "../core/schemas";
-import { getServices } from "../core/wiring";
+import { messageBus } from "../core/wiring/bus";
+import { messageHistory } from "../core/wiring/history";
+import { eventLog } from "../core/wiring/log";
+import { connectionStore } from "../core/wiring/store";
 import { describeIssue, errorReply, reply, route } from "./respond";
 
 const ERRORS = {
@@ -15,7 +20,18 @@ export const handler = route("sendMessage", async (body, caller) => {
   }
   const frame = SendMessageFrame.safeParse(body);
   if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error), echo);
-  const outcome = await (await getServices()).chat.send(caller, frame.data);
+  const outcome = await sendMessage(
+    {
+      store: connectionStore,
+      bus: messageBus,
+      log: eventLog,
+      history: messageHistory,
+      rateLimit: config.rateLimit(),
+      fanoutShards: config.fanout().shards,
+    },
+    caller,
+    frame.data,
+  );
   if (!outcome.ok) return errorReply(outcome.code, ERRORS[outcome.code], echo);
   return reply({
     type: "ack",

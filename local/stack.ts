@@ -10,7 +10,7 @@ import { createDynamoClient, ensureTable } from "../core/adapters/dynamo";
 import { createKafka, ensureTopics } from "../core/adapters/kafka";
 import { config } from "../core/config";
 import { createLogger } from "../core/logger";
-import { closeServices } from "../core/wiring";
+import { closeServices } from "../core/wiring/services";
 import { AUTHORIZER, ROUTES } from "../functions/routes";
 import { migrate } from "../prisma/migrate";
 import { type LambdaHandler, type RunningGateway, startGateway } from "./gateway";

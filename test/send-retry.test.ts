@@ -6,7 +6,7 @@
  */
 import { DependencyError } from "../core/errors";
 import type { EventLog } from "../core/ports";
-import { overrideServices } from "../core/wiring";
+import { overrideServices } from "../core/wiring/services";
 import { TestClient } from "./support/client";
 import { startTestStack, type TestStack } from "./support/stack";
 
