@@ -3,7 +3,7 @@
  * answers "gone"; anything else throws.
  */
 
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent, request as httpsRequest } from "node:https";
 import {
@@ -12,12 +12,9 @@ import {
   PostToConnectionCommand,
 } from "@aws-sdk/client-apigatewaymanagementapi";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { SignatureV4 } from "@smithy/signature-v4";
 import { config } from "../config";
 import { DependencyError } from "../errors";
 import type { ConnectionGateway } from "../ports";
-
-type SourceData = string | ArrayBuffer | ArrayBufferView;
 
 function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
@@ -45,25 +42,93 @@ export function createManagementClient(
   });
 }
 
-/** A SHA-256 (or HMAC) over node:crypto, the shape SigV4's signer asks for. */
-class NodeSha256 {
-  private hash: Hash | Hmac;
-  constructor(secret?: SourceData) {
-    this.hash = secret ? createHmac("sha256", toBuffer(secret)) : createHash("sha256");
-  }
-  update(data: SourceData): void {
-    this.hash.update(toBuffer(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {}
+/** The credentials of a SigV4 signature (the SDK client's provider resolves and refreshes them). */
+export interface SigningCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
 }
 
-function toBuffer(data: SourceData): Buffer {
-  if (typeof data === "string") return Buffer.from(data);
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
+const sha256Hex = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
+
+/** Percent-encodes as SigV4's canonical URI asks: RFC 3986 unreserved characters stay, the rest is escaped. */
+const escapeUri = (s: string) =>
+  encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+/**
+ * AWS Signature Version 4 for the one request the fan-out sends thousands of times a second:
+ * `POST /{stage}/@connections/{id}` with a JSON body. The request's shape never changes, so the
+ * canonical request is one template and the signing key is derived once a day; @smithy/signature-v4
+ * (which management.test.ts checks every signature against) spends about three times
+ * the CPU per request on the generality this request does not need.
+ */
+export class PostSigner {
+  private key: { scope: string; secret: string; value: Buffer } | undefined;
+
+  constructor(
+    private readonly region: string,
+    private readonly service = "execute-api",
+  ) {}
+
+  /** The headers to send: the given ones plus x-amz-date, x-amz-content-sha256, the token and authorization. */
+  sign(
+    credentials: SigningCredentials,
+    host: string,
+    path: string,
+    body: Buffer,
+    now: Date = new Date(),
+  ): Record<string, string> {
+    const longDate = now
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d{3}/, "");
+    const shortDate = longDate.slice(0, 8);
+    const scope = `${shortDate}/${this.region}/${this.service}/aws4_request`;
+    const payloadHash = sha256Hex(body);
+    const headers: Record<string, string> = {
+      "content-length": String(body.length),
+      "content-type": "application/json",
+      host,
+      "x-amz-content-sha256": payloadHash,
+      "x-amz-date": longDate,
+    };
+    if (credentials.sessionToken) headers["x-amz-security-token"] = credentials.sessionToken;
+    // Every name is lower case already and in sorted order; no value holds spaces to fold.
+    const names = Object.keys(headers);
+    let canonicalHeaders = "";
+    for (const name of names) canonicalHeaders += `${name}:${(headers[name] as string).trim()}\n`;
+    const signedHeaders = names.join(";");
+    const canonicalRequest = `POST\n${canonicalPath(path)}\n\n${canonicalHeaders}\n${signedHeaders}\n${payloadHash}`;
+    const stringToSign = `AWS4-HMAC-SHA256\n${longDate}\n${scope}\n${sha256Hex(canonicalRequest)}`;
+    const signature = createHmac("sha256", this.signingKey(credentials.secretAccessKey, shortDate, scope))
+      .update(stringToSign)
+      .digest("hex");
+    headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+    return headers;
+  }
+
+  private signingKey(secret: string, shortDate: string, scope: string): Buffer {
+    if (this.key?.scope !== scope || this.key.secret !== secret) {
+      const date = hmac(`AWS4${secret}`, shortDate);
+      const region = hmac(date, this.region);
+      const service = hmac(region, this.service);
+      this.key = { scope, secret, value: hmac(service, "aws4_request") };
+    }
+    return this.key.value;
+  }
+}
+
+/** The canonical URI of an already percent-encoded path: each segment encoded once more (all services but S3). */
+function canonicalPath(path: string): string {
+  const segments: string[] = [];
+  for (const segment of path.split("/")) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") segments.pop();
+    else segments.push(segment);
+  }
+  const trailing = segments.length > 0 && path.endsWith("/") ? "/" : "";
+  return `/${segments.map(escapeUri).join("/")}${trailing}`;
 }
 
 /**
@@ -75,7 +140,7 @@ function toBuffer(data: SourceData): Buffer {
  */
 export class ManagementApiGateway implements ConnectionGateway {
   private readonly url: URL;
-  private readonly signer: SignatureV4;
+  private readonly signer: PostSigner;
   private readonly agent: HttpAgent | Agent;
   private readonly send: typeof httpRequest;
 
@@ -90,31 +155,13 @@ export class ManagementApiGateway implements ConnectionGateway {
       ? new Agent({ keepAlive: true, maxSockets })
       : new HttpAgent({ keepAlive: true, maxSockets });
     this.send = secure ? httpsRequest : httpRequest;
-    this.signer = new SignatureV4({
-      credentials: client.config.credentials,
-      region: config.aws().region,
-      service: "execute-api",
-      sha256: NodeSha256,
-    });
+    this.signer = new PostSigner(config.aws().region);
   }
 
   async post(connectionId: string, data: string): Promise<"ok" | "gone"> {
     const path = `${this.url.pathname}/@connections/${encodeURIComponent(connectionId)}`;
     const body = Buffer.from(data);
-    const signed = await this.signer.sign({
-      method: "POST",
-      protocol: this.url.protocol,
-      hostname: this.url.hostname,
-      port: this.url.port ? Number(this.url.port) : undefined,
-      path,
-      query: {},
-      headers: {
-        host: this.url.host,
-        "content-type": "application/json",
-        "content-length": String(body.length),
-      },
-      body,
-    });
+    const headers = this.signer.sign(await this.client.config.credentials(), this.url.host, path, body);
     const status = await new Promise<number>((resolve, reject) => {
       const req = this.send(
         {
@@ -122,7 +169,7 @@ export class ManagementApiGateway implements ConnectionGateway {
           port: this.url.port || undefined,
           method: "POST",
           path,
-          headers: signed.headers,
+          headers,
           agent: this.agent,
           timeout: 10_000,
         },

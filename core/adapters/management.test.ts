@@ -1,0 +1,100 @@
+import { createHash, createHmac } from "node:crypto";
+import { SignatureV4 } from "@smithy/signature-v4";
+import { PostSigner, type SigningCredentials } from "./management";
+
+/** The reference: the SDK's own signer, given the same request. */
+async function reference(
+  credentials: SigningCredentials,
+  region: string,
+  host: string,
+  path: string,
+  body: Buffer,
+  now: Date,
+): Promise<Record<string, string>> {
+  class Sha256 {
+    private h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
+    constructor(secret?: Uint8Array | string) {
+      this.h = secret ? createHmac("sha256", Buffer.from(secret as Uint8Array)) : createHash("sha256");
+    }
+    update(data: Uint8Array | string) {
+      this.h.update(typeof data === "string" ? data : Buffer.from(data));
+    }
+    async digest() {
+      return new Uint8Array(this.h.digest());
+    }
+    reset() {}
+  }
+  const signer = new SignatureV4({ credentials, region, service: "execute-api", sha256: Sha256 });
+  const [hostname, port] = host.split(":");
+  const signed = await signer.sign(
+    {
+      method: "POST",
+      protocol: "https:",
+      hostname: hostname as string,
+      port: port ? Number(port) : undefined,
+      path,
+      query: {},
+      headers: { host, "content-type": "application/json", "content-length": String(body.length) },
+      body,
+    },
+    { signingDate: now },
+  );
+  return Object.fromEntries(Object.entries(signed.headers).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+const ids = ["Vz1qReBnoAMCJ0w=", "abc+/=", "a b", "ü-€-😀", "plain", "(x)!*'"];
+const bodies = ['{"type":"message"}', '{"text":"héllo 😀 \\n tab\\t"}', ""];
+const credentialSets: SigningCredentials[] = [
+  { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" },
+  {
+    accessKeyId: "ASIAEXAMPLE",
+    secretAccessKey: "secret/with+chars",
+    sessionToken: "FwoGZXIvYXdzEJr//////////token==",
+  },
+];
+
+test("every PostToConnection signature equals the SDK signer's, for awkward ids, bodies, tokens and dates", async () => {
+  const signer = new PostSigner("eu-west-1");
+  let checked = 0;
+  for (const credentials of credentialSets) {
+    for (const date of ["2026-11-30T03:04:05.678Z", "2026-12-01T00:00:00.000Z", "2027-01-01T23:59:59.999Z"]) {
+      const now = new Date(date);
+      for (const id of ids) {
+        for (const text of bodies) {
+          const host = "abc123.execute-api.eu-west-1.amazonaws.com";
+          const path = `/prod/@connections/${encodeURIComponent(id)}`;
+          const body = Buffer.from(text);
+          const mine = signer.sign(credentials, host, path, body, now);
+          const theirs = await reference(credentials, "eu-west-1", host, path, body, now);
+          expect(mine).toEqual(theirs);
+          checked++;
+        }
+      }
+    }
+  }
+  expect(checked).toBe(credentialSets.length * 3 * ids.length * bodies.length);
+});
+
+test("a host with a port (the local emulator) and a stage path with dots sign as the SDK signs them", async () => {
+  const signer = new PostSigner("us-east-1");
+  const credentials = credentialSets[0] as SigningCredentials;
+  const now = new Date("2026-11-30T10:00:00.000Z");
+  for (const path of ["/dev/@connections/x", "/a/./b/../dev/@connections/y", "/dev/@connections/z/"]) {
+    const body = Buffer.from("{}");
+    const mine = signer.sign(credentials, "127.0.0.1:3001", path, body, now);
+    expect(mine).toEqual(await reference(credentials, "us-east-1", "127.0.0.1:3001", path, body, now));
+  }
+});
+
+test("a new day or new credentials derive a new signing key", () => {
+  const signer = new PostSigner("us-east-1");
+  const a = credentialSets[0] as SigningCredentials;
+  const b = { ...a, secretAccessKey: "rotated" };
+  const body = Buffer.from("{}");
+  const sig = (c: SigningCredentials, d: string) =>
+    signer.sign(c, "h", "/dev/@connections/x", body, new Date(d)).authorization?.split("Signature=")[1];
+  const day1 = sig(a, "2026-11-30T10:00:00.000Z");
+  expect(sig(a, "2026-12-01T10:00:00.000Z")).not.toBe(day1);
+  expect(sig(b, "2026-11-30T10:00:00.000Z")).not.toBe(day1);
+  expect(sig(a, "2026-11-30T10:00:00.000Z")).toBe(day1);
+});
