@@ -2,6 +2,15 @@ import { createHash, createHmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { PostSigner, type SigningCredentials } from "./management";
 
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+
+const bytes = (data: SourceData): Buffer | string =>
+  typeof data === "string"
+    ? data
+    : ArrayBuffer.isView(data)
+      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+      : Buffer.from(data);
+
 /** The reference: the SDK's own signer, given the same request. */
 async function reference(
   credentials: SigningCredentials,
@@ -13,11 +22,11 @@ async function reference(
 ): Promise<Record<string, string>> {
   class Sha256 {
     private h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-    constructor(secret?: Uint8Array | string) {
-      this.h = secret ? createHmac("sha256", Buffer.from(secret as Uint8Array)) : createHash("sha256");
+    constructor(secret?: SourceData) {
+      this.h = secret ? createHmac("sha256", bytes(secret)) : createHash("sha256");
     }
-    update(data: Uint8Array | string) {
-      this.h.update(typeof data === "string" ? data : Buffer.from(data));
+    update(data: SourceData) {
+      this.h.update(bytes(data));
     }
     async digest() {
       return new Uint8Array(this.h.digest());

@@ -9,7 +9,6 @@ import { Agent, request as httpsRequest } from "node:https";
 import {
   ApiGatewayManagementApiClient,
   DeleteConnectionCommand,
-  PostToConnectionCommand,
 } from "@aws-sdk/client-apigatewaymanagementapi";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { config } from "../config";
