@@ -54,6 +54,13 @@ export interface PersisterOptions {
   /** Most bytes one fetch returns per partition (default 4 MiB) and in all (default 32 MiB). */
   fetchMaxBytesPerPartition?: number;
   fetchMaxBytes?: number;
+  /**
+   * A fetch is answered once this many bytes are ready (default 256 KiB) or after fetchMaxWaitMs
+   * (default 250): under light traffic the persister asks a few times a second for many records
+   * instead of once per record. A backlog fills a fetch at once, so it never waits.
+   */
+  fetchMinBytes?: number;
+  fetchMaxWaitMs?: number;
 }
 
 /** Defaults of {@link PersisterOptions}: see `npm run bench -- --only persist` for what they buy. */
@@ -61,6 +68,8 @@ export const PERSISTER_DEFAULTS = {
   concurrency: 6,
   fetchMaxBytesPerPartition: 4 * 1024 * 1024,
   fetchMaxBytes: 32 * 1024 * 1024,
+  fetchMinBytes: 256 * 1024,
+  fetchMaxWaitMs: 250,
 } as const;
 
 /** What {@link createPersister} needs: the real adapters in production, the same in tests. */
@@ -294,6 +303,8 @@ export function createPersister(deps: PersisterDeps): Persister {
         maxBytesPerPartition:
           options.fetchMaxBytesPerPartition ?? PERSISTER_DEFAULTS.fetchMaxBytesPerPartition,
         maxBytes: options.fetchMaxBytes ?? PERSISTER_DEFAULTS.fetchMaxBytes,
+        minBytes: options.fetchMinBytes ?? PERSISTER_DEFAULTS.fetchMinBytes,
+        maxWaitTimeInMs: options.fetchMaxWaitMs ?? PERSISTER_DEFAULTS.fetchMaxWaitMs,
       });
       const c = consumer;
       c.on(c.events.GROUP_JOIN, (e) => {
