@@ -18,6 +18,7 @@ import { signToken } from "../core/auth";
 import { isolatedNames } from "../local/isolation";
 import { DEFAULT_KAFKA_VERSIONS, startLocalServices } from "../local/services";
 import { ROOT, startChild } from "./lib/child";
+import { childrenMatching, type ProcessGroup } from "./lib/cpu";
 import { type MachineInfo, machineInfo } from "./lib/machine";
 import { progress } from "./lib/progress";
 import { writeResults } from "./lib/report";
@@ -107,14 +108,28 @@ function parseArgs(argv: string[]): { profile: Profile; out: string; only: Set<S
 async function fanoutAll(
   env: Record<string, string>,
   params: FanoutParams,
+  services: { name: string; pid?: number }[],
 ): Promise<NonNullable<RunResult["fanout"]>> {
   const targets: TargetResult[] = [];
+  // The services a target uses, where the bench started them (not those named by the environment),
+  // and this process: the load generator's clients, and DynamoDB (dynalite) when the bench started it.
+  const shared = (...names: string[]): ProcessGroup[] => [
+    ...services.flatMap((s) => (s.pid && names.includes(s.name) ? [{ name: s.name, pids: [s.pid] }] : [])),
+    { name: "bench (clients, dynalite)", pids: [process.pid], rootsOnly: true },
+  ];
+  const pidsOf = (...children: { child: { pid?: number } }[]) =>
+    children.flatMap((c) => (c.child.pid ? [c.child.pid] : []));
   // BENCH_TARGETS=chat (for a diagnosis) runs only the named targets; the ratios then stay empty.
   const wanted = new Set((process.env.BENCH_TARGETS ?? "ws,socketio,chat").split(","));
   if (wanted.has("ws")) {
     const ws = await startChild<{ url: string }>("ws-ceiling", "bench/servers/ws-ceiling.ts", env);
     try {
-      targets.push(await runFanout("ws", { protocol: "plain", url: ws.info.url }, params));
+      targets.push(
+        await runFanout("ws", { protocol: "plain", url: ws.info.url }, params, () => [
+          { name: "ws server", pids: pidsOf(ws) },
+          ...shared(),
+        ]),
+      );
     } finally {
       await ws.stop();
     }
@@ -131,7 +146,12 @@ async function fanoutAll(
     );
     try {
       targets.push(
-        await runFanout("socketio", { protocol: "socketio", urls: sio.map((s) => s.info.url) }, params),
+        await runFanout(
+          "socketio",
+          { protocol: "socketio", urls: sio.map((s) => s.info.url) },
+          params,
+          () => [{ name: "Socket.IO servers", pids: pidsOf(...sio) }, ...shared("redis")],
+        ),
       );
     } finally {
       await Promise.all(sio.map((s) => s.stop()));
@@ -154,6 +174,16 @@ async function fanoutAll(
           "chat",
           { protocol: "chat", url: chat.info.url, token: (u) => signToken(secret, u) },
           params,
+          () => {
+            const stack = pidsOf(chat);
+            const root = stack[0] ?? 0;
+            return [
+              { name: "gateway emulator + handlers", pids: stack, rootsOnly: true },
+              { name: "fan-out worker", pids: childrenMatching(root, "fanout.ts") },
+              { name: "persister", pids: childrenMatching(root, "persister.ts") },
+              ...shared("redis", "kafka", "postgres"),
+            ];
+          },
         ),
       );
     } finally {
@@ -248,7 +278,7 @@ export async function runBench(argv: string[]): Promise<{ result: RunResult; fil
       result.coldStart = { params: sizes.coldStart, handlers: await runColdStart(env, sizes.coldStart) };
     });
     await attempt("fanout", async () => {
-      result.fanout = await fanoutAll(env, sizes.fanout);
+      result.fanout = await fanoutAll(env, sizes.fanout, services.services);
     });
     await attempt("persist", async () => {
       result.persist = { params: sizes.persist, ...(await runPersist(env as never, sizes.persist)) };

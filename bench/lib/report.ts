@@ -45,6 +45,25 @@ export function markdown(r: RunResult): string {
       }),
       "",
     );
+    const cpuRows = f.targets.flatMap((t) => {
+      const cpu = t.steps[0]?.cpuMsPer1000;
+      if (!cpu) return [];
+      const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+      return [
+        ...Object.entries(cpu).map(([group, ms]) => `| ${t.target} | ${group} | ${fmt(ms)} |`),
+        `| ${t.target} | **all of the above** | **${fmt(total)}** |`,
+      ];
+    });
+    if (cpuRows.length > 0) {
+      out.push(
+        `Where the CPU goes at the first step (${f.params.rates[0]} msg/s): CPU milliseconds per 1,000 deliveries, by process (from /proc; services the environment provided are not counted).`,
+        "",
+        "| target | process | CPU ms per 1,000 deliveries |",
+        "|---|---|---|",
+        ...cpuRows,
+        "",
+      );
+    }
   }
   if (r.hops) {
     out.push(

@@ -7,6 +7,7 @@
 import { performance } from "node:perf_hooks";
 import { io, type Socket } from "socket.io-client";
 import WebSocket from "ws";
+import { measureCpu, type ProcessGroup } from "../lib/cpu";
 import { progress, sleep } from "../lib/progress";
 import { round, Samples, type Summary } from "../lib/stats";
 
@@ -48,6 +49,11 @@ export interface StepResult {
   hopsMs: { sendToSentAt: number; sentAtToFirst: number; firstToLast: number; sentAtToAck: number };
   /** CPU the load generator (this process) used, as a share of one core. */
   clientCpu: number;
+  /**
+   * CPU milliseconds each process of the target (and each shared service) spent per 1,000
+   * deliveries over the step, from /proc; absent where /proc is not.
+   */
+  cpuMsPer1000?: Record<string, number>;
   saturated: boolean;
 }
 
@@ -163,6 +169,8 @@ export async function runFanout(
   name: string,
   target: TargetKind,
   params: FanoutParams,
+  /** The processes whose CPU each step accounts for (the target's servers, the services, this one). */
+  processes: () => ProcessGroup[] = () => [],
 ): Promise<TargetResult> {
   const roomSize = Math.max(1, Math.floor(params.connections / params.rooms));
   const run = `${name.replace(/[^A-Za-z0-9]/g, "")}${Date.now().toString(36)}`;
@@ -248,6 +256,7 @@ export async function runFanout(
       errors = {};
       lastAt = 0;
       const cpu = process.cpuUsage();
+      const cpuOf = measureCpu(processes);
       const t0 = now();
       const windowMs = params.stepSeconds * 1000;
       let sent = 0;
@@ -278,6 +287,7 @@ export async function runFanout(
       while ((delivered < expected || acked < sent) && now() < drainUntil) await sleep(20);
       const elapsed = Math.max(windowMs, (lastAt || now()) - t0) / 1000;
       const used = process.cpuUsage(cpu);
+      const groupSeconds = cpuOf();
       const med = (values: number[]) => {
         if (values.length === 0) return Number.NaN;
         values.sort((a, b) => a - b);
@@ -303,6 +313,14 @@ export async function runFanout(
           sentAtToAck: med(ps.filter((p) => p.sentAt > 0 && p.ack > 0).map((p) => p.ack - p.sentAt)),
         },
         clientCpu: round((used.user + used.system) / 1000 / (now() - t0 || 1), 2),
+        cpuMsPer1000: groupSeconds
+          ? Object.fromEntries(
+              Object.entries(groupSeconds).map(([group, seconds]) => [
+                group,
+                round((seconds * 1_000_000) / Math.max(1, delivered), 1),
+              ]),
+            )
+          : undefined,
         saturated: false,
       };
       step.saturated =
