@@ -8,7 +8,8 @@ import { describeIssue, errorReply, reply, route } from "./respond";
 
 export const handler = route("getHistory", async (body, caller) => {
   const frame = GetHistoryFrame.safeParse(body);
-  if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error), { action: "getHistory" });
+  if (!frame.success)
+    return errorReply("BAD_REQUEST", describeIssue(frame.error, body), { action: "getHistory" });
   const outcome = await getHistory(
     { store: connectionStore, bus: messageBus, history: messageHistory },
     caller,

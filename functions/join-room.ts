@@ -9,7 +9,8 @@ import { describeIssue, errorReply, reply, route } from "./respond";
 
 export const handler = route("joinRoom", async (body, caller) => {
   const frame = JoinRoomFrame.safeParse(body);
-  if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error), { action: "joinRoom" });
+  if (!frame.success)
+    return errorReply("BAD_REQUEST", describeIssue(frame.error, body), { action: "joinRoom" });
   const { lastSeq } = await joinRoom(
     {
       store: connectionStore,

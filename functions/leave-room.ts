@@ -7,7 +7,8 @@ import { describeIssue, errorReply, reply, route } from "./respond";
 
 export const handler = route("leaveRoom", async (body, caller) => {
   const frame = LeaveRoomFrame.safeParse(body);
-  if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error), { action: "leaveRoom" });
+  if (!frame.success)
+    return errorReply("BAD_REQUEST", describeIssue(frame.error, body), { action: "leaveRoom" });
   await leaveRoom({ store: connectionStore, bus: messageBus }, caller, frame.data.roomId);
   return reply({ type: "left", roomId: frame.data.roomId });
 });

@@ -26,12 +26,15 @@ export function callerOf(event: WebSocketEvent): Caller {
 }
 
 /** A sentence naming the first problem of a frame that did not match its schema. */
-export function describeIssue(error: core.$ZodError): string {
+export function describeIssue(error: core.$ZodError, frame: Record<string, unknown>): string {
   const issue = error.issues[0];
   if (!issue) return "The frame is not valid.";
   const field = issue.path.join(".");
   if (issue.code === "invalid_type") {
-    return issue.input === undefined
+    // zod reports a wrong type and a missing field alike; the frame tells them apart.
+    let value: unknown = frame;
+    for (const key of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[key];
+    return value === undefined
       ? `The field "${field}" is required.`
       : `The field "${field}" must be ${issue.expected === "number" ? "a number" : `a ${issue.expected}`}.`;
   }

@@ -19,7 +19,7 @@ export const handler = route("sendMessage", async (body, caller) => {
     return errorReply("TOO_LARGE", `The text is longer than ${MAX_TEXT_CODE_POINTS} characters.`, echo);
   }
   const frame = SendMessageFrame.safeParse(body);
-  if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error), echo);
+  if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error, body), echo);
   const outcome = await sendMessage(
     {
       store: connectionStore,
