@@ -220,9 +220,72 @@ export function createPersister(deps: PersisterDeps): Persister {
     }
   }
 
+  /**
+   * One partition's writes, in the order its batches were fetched. kafkajs fetches again only once
+   * eachBatch returns, so waiting there for PostgreSQL left the broker and the decoder idle during
+   * every write; now eachBatch queues the batch here and returns, and the next fetch overlaps the
+   * write. The fetch position moves on at once (resolveOffset); the committed offset moves only after
+   * the batch, and every batch before it on the partition, is stored, so a crash or a lost partition
+   * still redelivers whatever was not stored, and the insert skips what was.
+   */
+  interface Pipeline {
+    tail: Promise<void>;
+    queued: number;
+    /** Bumped when a batch fails: batches queued behind it are dropped and fetched again. */
+    epoch: number;
+  }
+  const pipelines = new Map<number, Pipeline>();
+  /** Batches one partition may have fetched ahead of its write (bounds memory to a few fetches). */
+  const AHEAD = 2;
+
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
-    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
-    if (batch.messages.length === 0 || !consumer) return;
+    const { batch, resolveOffset, heartbeat, isStale } = payload;
+    if (batch.messages.length === 0 || !consumer || isStale()) return;
+    let pipeline = pipelines.get(batch.partition);
+    if (!pipeline) {
+      pipeline = { tail: Promise.resolve(), queued: 0, epoch: 0 };
+      pipelines.set(batch.partition, pipeline);
+    }
+    const p = pipeline;
+    const epoch = p.epoch;
+    const before = p.tail;
+    p.queued++;
+    // A heartbeat that fails (a rebalance began) must not fail the write: the runner heartbeats too.
+    const beat = () => heartbeat().catch(() => undefined);
+    p.tail = before
+      .then(() => (p.epoch === epoch ? storeBatch(batch, beat) : undefined))
+      .catch((error: unknown) => {
+        p.epoch++;
+        if (error instanceof BatchAbandonedError) {
+          logger.warn(
+            { partition: batch.partition, err: error.cause },
+            "batch abandoned during shutdown; it will be delivered again",
+          );
+          return;
+        }
+        logger.error(
+          { partition: batch.partition, offset: batch.firstOffset(), err: error },
+          "storing a batch failed; fetching the partition again from it",
+        );
+        try {
+          const offset = batch.firstOffset() ?? batch.messages[0]?.offset ?? "0";
+          consumer?.seek({ topic: batch.topic, partition: batch.partition, offset });
+        } catch (seekError) {
+          logger.error(
+            { partition: batch.partition, err: seekError },
+            "could not seek back; restart to redeliver",
+          );
+        }
+      })
+      .finally(() => {
+        p.queued--;
+      });
+    resolveOffset(batch.lastOffset());
+    if (p.queued > AHEAD) await before;
+  }
+
+  /** Decodes, writes and dead-letters one batch, then commits past it. Runs after the partition's previous batch. */
+  async function storeBatch(batch: EachBatchPayload["batch"], heartbeat: () => Promise<void>): Promise<void> {
     const started = Date.now();
     const valid: Decoded[] = [];
     const dead: { record: KafkaMessage; reason: string; error: string }[] = [];
@@ -237,42 +300,42 @@ export function createPersister(deps: PersisterDeps): Persister {
         dead.push({ record, reason: e.message, error: e.name ?? "Error" });
       }
     }
+    const { written, refused } = await write(valid, heartbeat);
+    dead.push(...refused);
+    await sendToDeadLetter(dead, batch.partition, heartbeat);
+    const last = batch.lastOffset();
+    const next = (BigInt(last) + 1n).toString();
     try {
-      const { written, refused } = await write(valid, heartbeat);
-      dead.push(...refused);
-      await sendToDeadLetter(dead, batch.partition, heartbeat);
-      if (isStale() || !isRunning()) {
-        // The partition was taken from us meanwhile: the new owner will see these again; the writes are idempotent.
-        logger.info({ partition: batch.partition }, "batch done after losing the partition; not committing");
-        return;
-      }
-      const last = batch.lastOffset();
-      resolveOffset(last);
-      const next = (BigInt(last) + 1n).toString();
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
-      await heartbeat();
-      logger.info(
-        {
-          partition: batch.partition,
-          firstOffset: batch.firstOffset(),
-          lastOffset: last,
-          records: batch.messages.length,
-          written,
-          duplicates: valid.length - written - refused.length,
-          deadLettered: dead.length,
-          durationMs: Date.now() - started,
-        },
-        "batch stored and committed",
-      );
+      await consumer?.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
     } catch (error) {
-      if (error instanceof BatchAbandonedError) {
-        logger.warn(
-          { partition: batch.partition, err: error.cause },
-          "batch abandoned during shutdown; it will be delivered again",
-        );
-        return;
-      }
-      throw error;
+      // The partition was taken from us meanwhile: the new owner will see these again; the writes are idempotent.
+      logger.info(
+        { partition: batch.partition, err: error },
+        "batch stored after losing the partition; not committed",
+      );
+      return;
+    }
+    logger.info(
+      {
+        partition: batch.partition,
+        firstOffset: batch.firstOffset(),
+        lastOffset: last,
+        records: batch.messages.length,
+        written,
+        duplicates: valid.length - written - refused.length,
+        deadLettered: dead.length,
+        durationMs: Date.now() - started,
+      },
+      "batch stored and committed",
+    );
+  }
+
+  /** Resolves once every queued batch is stored (or abandoned). */
+  async function drained(): Promise<void> {
+    for (;;) {
+      const tails = [...pipelines.values()];
+      await Promise.all(tails.map((p) => p.tail));
+      if (tails.every((p) => p.queued === 0)) return;
     }
   }
 
@@ -336,8 +399,11 @@ export function createPersister(deps: PersisterDeps): Persister {
     stop() {
       stopped ??= (async () => {
         stopping = true;
-        logger.info("persister stopping: finishing the batch in flight");
-        // disconnect() waits for the batch in flight (which commits), then leaves the group.
+        logger.info("persister stopping: finishing the batches in flight");
+        // No more fetches; the queued batches are stored and committed while still in the group,
+        // then disconnect() leaves it.
+        if (consumer && consuming) consumer.pause([{ topic }]);
+        await drained();
         await consumer?.disconnect();
         consuming = false;
         await producer?.disconnect();
