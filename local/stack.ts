@@ -126,6 +126,8 @@ async function start(opts: StackOptions): Promise<RunningStack> {
           ...env,
           WORKER_ID: id,
           PERSISTER_GROUP_ID: baseEnv.PERSISTER_GROUP_ID ?? "chat-persister",
+          // The worker stops when this process is gone, even if it was killed without a word.
+          PARENT_PID: String(process.pid),
         },
         stdio: ["ignore", "inherit", "inherit"],
       });
