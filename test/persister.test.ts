@@ -201,9 +201,11 @@ describe("in process", () => {
     // The same records produced again.
     await produce(topic, messages.slice(0, 60));
     const end = await endOffsets(topic);
+    // A partition no room hashed to (about one run in seventeen with 7 rooms on 3 partitions) has
+    // nothing to commit: its end offset is 0 and its committed offset stays -1.
     await waitFor("the duplicates to be committed", async () => {
       const c = await committed(groupId, topic);
-      return [...end].every(([p, high]) => c.get(p) === high) ? true : undefined;
+      return [...end].every(([p, high]) => high === 0 || c.get(p) === high) ? true : undefined;
     });
 
     // Replay of the whole topic by a second group.
@@ -211,7 +213,7 @@ describe("in process", () => {
     await start(topic, dlq, replayGroup);
     await waitFor("the replay to be committed", async () => {
       const c = await committed(replayGroup, topic);
-      return [...end].every(([p, high]) => c.get(p) === high) ? true : undefined;
+      return [...end].every(([p, high]) => high === 0 || c.get(p) === high) ? true : undefined;
     });
     stored = await storedCounts(room);
     expect(stored.size).toBe(messages.length);
