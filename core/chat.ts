@@ -77,10 +77,16 @@ export async function connect(deps: ConnectDeps, caller: Caller): Promise<void> 
   });
 }
 
-/** Removes the connection's records; safe to call twice, and for a connection never recorded. */
-export async function disconnect(deps: DisconnectDeps, connectionId: string): Promise<void> {
+/**
+ * Removes the connection's records and answers the rooms it was in; safe to call twice, and for a
+ * connection never recorded. `$disconnect` calls it, and the fan-out for a connection that is gone.
+ */
+export async function disconnect(deps: DisconnectDeps, connectionId: string): Promise<string[]> {
   const rooms = await (await deps.store()).removeConnection(connectionId);
-  if (rooms.length > 0) await (await deps.bus()).bumpMembership(rooms);
+  if (rooms.length === 0) return rooms;
+  const bus = await deps.bus();
+  await Promise.all([bus.forgetMember(rooms, connectionId), bus.bumpMembership(rooms)]);
+  return rooms;
 }
 
 /**
@@ -92,13 +98,37 @@ export async function joinRoom(deps: JoinDeps, caller: Caller, roomId: string): 
   const lastSeq = await roomSeq(deps, roomId);
   const store = await deps.store();
   await store.joinRoom(caller.connectionId, roomId, caller.userId, expiresAt(deps), lastSeq);
-  await (await deps.bus()).bumpMembership([roomId]);
+  // Recorded in DynamoDB first, then remembered in Redis, so the joiner's sends skip the DynamoDB read.
+  const bus = await deps.bus();
+  await Promise.all([bus.rememberMember(roomId, caller.connectionId), bus.bumpMembership([roomId])]);
   return { lastSeq };
 }
 
 export async function leaveRoom(deps: LeaveDeps, caller: Caller, roomId: string): Promise<void> {
+  const bus = await deps.bus();
+  // Redis forgets first, so it never vouches for a membership DynamoDB no longer holds.
+  await bus.forgetMember([roomId], caller.connectionId);
   await (await deps.store()).leaveRoom(caller.connectionId, roomId);
-  await (await deps.bus()).bumpMembership([roomId]);
+  await bus.bumpMembership([roomId]);
+}
+
+/**
+ * Whether the caller is a member of the room. DynamoDB holds the memberships; Redis remembers the
+ * ones recorded or confirmed there (joining remembers), so a send costs one Redis round trip
+ * instead of a DynamoDB read. Whatever Redis does not know (a Redis that lost its data, a
+ * membership older than the cache) is asked of DynamoDB. Leaving and disconnecting forget the
+ * connection in Redis.
+ */
+async function isMember(
+  store: ConnectionStore,
+  bus: RedisMessageBus,
+  connectionId: string,
+  roomId: string,
+): Promise<boolean> {
+  if (await bus.knownMember(roomId, connectionId)) return true;
+  if (!(await store.isMember(connectionId, roomId))) return false;
+  await bus.rememberMember(roomId, connectionId);
+  return true;
 }
 
 /**
@@ -125,7 +155,9 @@ export async function sendMessage(
 ): Promise<SendOutcome> {
   const { rateLimit } = deps;
   const [store, bus] = await Promise.all([deps.store(), deps.bus()]);
-  if (!(await store.isMember(caller.connectionId, frame.roomId))) return { ok: false, code: "NOT_A_MEMBER" };
+  if (!(await isMember(store, bus, caller.connectionId, frame.roomId))) {
+    return { ok: false, code: "NOT_A_MEMBER" };
+  }
   const draft: Omit<ChatMessage, "seq"> = {
     messageId: (deps.newId ?? ulid)(),
     roomId: frame.roomId,
@@ -175,7 +207,8 @@ export async function getHistory(
   caller: Caller,
   frame: GetHistoryFrame,
 ): Promise<HistoryOutcome> {
-  if (!(await (await deps.store()).isMember(caller.connectionId, frame.roomId))) {
+  const [store, bus] = await Promise.all([deps.store(), deps.bus()]);
+  if (!(await isMember(store, bus, caller.connectionId, frame.roomId))) {
     return { ok: false, code: "NOT_A_MEMBER" };
   }
   const limit = frame.limit ?? HISTORY_DEFAULT_LIMIT;

@@ -2,6 +2,7 @@
  * The connection lifecycle over the running local stack, with real WebSocket clients: the upgrade
  * decided by the token, join/leave/ping, the error frames, and the records in DynamoDB.
  */
+import { Redis } from "ioredis";
 import jwt from "jsonwebtoken";
 import { refusedStatus, TestClient } from "./support/client";
 import { startTestStack, type TestStack } from "./support/stack";
@@ -135,6 +136,50 @@ describe("rooms and records", () => {
     // Leaving on one connection keeps the other a member.
     await laptop.request({ action: "leaveRoom", roomId: room }, "left");
     expect(await stack.items(`ROOM#${room}`)).toHaveLength(1);
+  });
+
+  test("membership is remembered in Redis for sends, forgotten on leave and disconnect, and asked of DynamoDB when Redis has lost it", async () => {
+    const room = `${stack.id}-remembered`;
+    const redis = new Redis(stack.env.REDIS_URL as string, { keyPrefix: stack.env.REDIS_KEY_PREFIX });
+    const remembered = () => redis.scard(`room:${room}:members`);
+    try {
+      const client = await connect("ivan");
+      const errorOf = async (frame: Record<string, unknown>) => {
+        const answer = client.next((f) => f.type === "error");
+        client.send(JSON.stringify(frame));
+        return answer;
+      };
+      const send = (clientMsgId: string) =>
+        client.request({ action: "sendMessage", roomId: room, clientMsgId, text: clientMsgId }, "ack");
+      await client.request({ action: "joinRoom", roomId: room }, "joined");
+      expect(await remembered()).toBe(1); // recorded in DynamoDB, then remembered
+      await send("first"); // answered by Redis
+      await client.request({ action: "getHistory", roomId: room }, "history");
+
+      // Redis lost it (a restart without persistence): DynamoDB still says member, and is asked.
+      await redis.del(`room:${room}:members`);
+      await send("second");
+      expect(await remembered()).toBe(1);
+
+      // Leaving forgets it at once: the next send and history read are refused.
+      await client.request({ action: "leaveRoom", roomId: room }, "left");
+      expect(await remembered()).toBe(0);
+      expect(
+        await errorOf({ action: "sendMessage", roomId: room, clientMsgId: "after-leave", text: "x" }),
+      ).toMatchObject({ code: "NOT_A_MEMBER", clientMsgId: "after-leave" });
+      expect(await errorOf({ action: "getHistory", roomId: room })).toMatchObject({ code: "NOT_A_MEMBER" });
+
+      // Joining again works as before, and disconnecting forgets it too.
+      await client.request({ action: "joinRoom", roomId: room }, "joined");
+      await send("third");
+      expect(await remembered()).toBe(1);
+      await client.close();
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && (await remembered()) > 0) await new Promise((r) => setTimeout(r, 50));
+      expect(await remembered()).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   test("joinRoom answers the room's newest seq", async () => {

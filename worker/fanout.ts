@@ -24,6 +24,7 @@ import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dyna
 import { createKafka, KafkaEventLog } from "../core/adapters/kafka";
 import { createManagementClient, ManagementApiGateway } from "../core/adapters/management";
 import { keys, RedisMessageBus, redisOptions } from "../core/adapters/redis";
+import { disconnect } from "../core/chat";
 import { config } from "../core/config";
 import { createLogger, type Logger } from "../core/logger";
 import type { ConnectionGateway, ConnectionStore, EventLog, Member } from "../core/ports";
@@ -137,8 +138,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     for (const entry of members.values())
       entry.ids = entry.ids.filter((m) => m.connectionId !== connectionId);
     try {
-      const rooms = await store.removeConnection(connectionId);
-      await bus.bumpMembership(rooms);
+      const rooms = await disconnect({ store: async () => store, bus: async () => bus }, connectionId);
       logger.info({ connectionId, rooms: rooms.length }, "removed a stale connection");
     } catch (err) {
       logger.warn({ connectionId, err }, "could not remove a stale connection; its TTL will");

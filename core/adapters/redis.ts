@@ -7,6 +7,7 @@
  * - `room:{roomId}:seq`                the room's newest seq
  * - `room:{roomId}:recent`             sorted set of the newest messages, scored by seq
  * - `room:{roomId}:mver`               membership version, bumped on join, leave and clean-up
+ * - `room:{roomId}:members`            set of connections DynamoDB confirmed as members (a cache)
  * - `fanout:{shard}`                   stream the fan-out workers read; a room always maps to one shard
  * - `rl:{scope}:{id}`                  token bucket of the rate limit
  * - `log:pending`                      dedupe keys accepted but not yet confirmed by Kafka, by time
@@ -21,6 +22,7 @@ export const keys = {
   seq: (roomId: string) => `room:${roomId}:seq`,
   recent: (roomId: string) => `room:${roomId}:recent`,
   membershipVersion: (roomId: string) => `room:${roomId}:mver`,
+  members: (roomId: string) => `room:${roomId}:members`,
   stream: (shard: number) => `fanout:${shard}`,
   rate: (scope: string, id: string) => `rl:${scope}:${id}`,
   pendingLog: "log:pending",
@@ -35,6 +37,9 @@ export function shardOf(roomId: string, shards: number): number {
   }
   return (h >>> 0) % shards;
 }
+
+/** API Gateway closes every connection within 2 hours; a remembered membership outlives none. */
+const MEMBERS_TTL_SECONDS = 3 * 60 * 60;
 
 const ACCEPT = `
 local d = redis.call('HMGET', KEYS[1], 'm', 's')
@@ -208,6 +213,29 @@ export class RedisMessageBus {
       this.redis.set(keys.seq(roomId), value, "NX").then(() => this.redis.get(keys.seq(roomId))),
     );
     return Number(reply);
+  }
+
+  /**
+   * Whether the connection is remembered as a member of the room. False means "not known here"
+   * (never confirmed, forgotten, or expired), not "not a member": ask DynamoDB.
+   */
+  async knownMember(roomId: string, connectionId: string): Promise<boolean> {
+    return (await wrap("membership", this.redis.sismember(keys.members(roomId), connectionId))) === 1;
+  }
+
+  /** Remembers a membership DynamoDB confirmed, for as long as a connection can live and then some. */
+  async rememberMember(roomId: string, connectionId: string): Promise<void> {
+    const key = keys.members(roomId);
+    await wrap(
+      "membership",
+      this.redis.multi().sadd(key, connectionId).expire(key, MEMBERS_TTL_SECONDS).exec(),
+    );
+  }
+
+  /** Forgets the connection's membership of these rooms (before DynamoDB's record goes, on leave). */
+  async forgetMember(roomIds: string[], connectionId: string): Promise<void> {
+    if (roomIds.length === 0) return;
+    await wrap("membership", Promise.all(roomIds.map((r) => this.redis.srem(keys.members(r), connectionId))));
   }
 
   async bumpMembership(roomIds: string[]): Promise<void> {
