@@ -4,7 +4,7 @@
  * restart().
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
@@ -12,6 +12,7 @@ import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import { Client } from "pg";
 import { isolatedNames } from "../local/isolation";
+import { commandLine, processStat, processTree } from "../local/processes";
 import {
   type RunningService,
   ServiceStartError,
@@ -382,32 +383,6 @@ describe("no service outlives the process that started it", () => {
   });
 });
 
-/** Every process under `root`, with its parent and command line (Linux /proc). */
-function descendants(root: number): { pid: number; ppid: number; cmd: string }[] {
-  const all = readdirSync("/proc").flatMap((entry) => {
-    if (!/^\d+$/.test(entry)) return [];
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ");
-      return [{ pid: Number(entry), ppid, cmd }];
-    } catch {
-      return [];
-    }
-  });
-  const found = new Set([root]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const p of all) {
-      if (!found.has(p.pid) && found.has(p.ppid)) {
-        found.add(p.pid);
-        grew = true;
-      }
-    }
-  }
-  return all.filter((p) => p.pid !== root && found.has(p.pid));
-}
-
 test("npm run dev killed with SIGKILL leaves no worker behind", async () => {
   const id = `k${Date.now().toString(36)}`;
   const run = tsx(["local/dev.ts"], {
@@ -421,13 +396,15 @@ test("npm run dev killed with SIGKILL leaves no worker behind", async () => {
   const workers: number[] = [];
   try {
     await run.until(/Chat backend ready at/);
-    const tree = descendants(run.child.pid as number);
-    const found = tree.filter((p) => /worker\/(fanout|persister)\.ts/.test(p.cmd));
-    workers.push(...found.map((p) => p.pid));
+    const found = processTree(run.child.pid as number).filter((pid) =>
+      commandLine(pid)?.some((arg) => /worker\/(fanout|persister)\.ts$/.test(arg)),
+    );
+    workers.push(...found);
     expect(found).toHaveLength(2);
     // The process that started the workers: `npm run dev` itself, with no chance to clean up.
-    const dev = found[0]?.ppid as number;
-    expect(found.every((p) => p.ppid === dev)).toBe(true);
+    const parents = found.map((pid) => processStat(pid)?.ppid);
+    const dev = parents[0] as number;
+    expect(parents.every((ppid) => ppid === dev)).toBe(true);
     process.kill(dev, "SIGKILL");
     const deadline = Date.now() + 30_000;
     while (workers.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));

@@ -10,12 +10,13 @@
  * (10). The short CI run: SOAK_CONNECTIONS=500 SOAK_SECONDS=30 npm run soak.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import WebSocket from "ws";
 import { signToken } from "../../core/auth";
 import { isolatedNames } from "../../local/isolation";
+import { commandLine, processTree } from "../../local/processes";
 import { localJwtSecret } from "../../local/secret";
 import { startLocalServices } from "../../local/services";
 import { freePort, repoRoot } from "../../local/services/process";
@@ -48,30 +49,13 @@ function rssOf(pid: number): { mb: number; name: string } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+    const cmd = commandLine(pid) ?? [];
     const script = cmd.find((a) => /\.(ts|js)$/.test(a))?.replace(`${repoRoot}/`, "");
     const name = script ?? cmd[0]?.split("/").pop() ?? String(pid);
     return { mb: Math.round(kb / 1024), name: cmd[0]?.includes("java") ? "kafka (java)" : name };
   } catch {
     return undefined;
   }
-}
-
-/** The pid and its descendants. */
-function tree(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8")
-        .trim()
-        .split(/\s+/)
-        .filter(Boolean);
-      for (const k of kids) out.push(...tree(Number(k)));
-    }
-  } catch {
-    // gone
-  }
-  return out;
 }
 
 interface Conn {
@@ -186,8 +170,8 @@ async function main(): Promise<void> {
       failures.push(`only ${conns.length} of ${CONNECTIONS} connections joined`);
 
     const procs = () =>
-      tree(child.pid as number)
-        .concat(services.services.flatMap((s) => (s.pid ? tree(s.pid) : [])))
+      processTree(child.pid as number)
+        .concat(services.services.flatMap((s) => (s.pid ? processTree(s.pid) : [])))
         .flatMap((pid) => {
           const r = rssOf(pid);
           return r ? [{ pid, ...r }] : [];
