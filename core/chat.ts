@@ -120,13 +120,13 @@ export async function leaveRoom(deps: LeaveDeps, caller: Caller, roomId: string)
  * connection in Redis.
  */
 async function isMember(
-  store: ConnectionStore,
-  bus: RedisMessageBus,
+  deps: Pick<ChatDeps, "store" | "bus">,
   connectionId: string,
   roomId: string,
 ): Promise<boolean> {
+  const bus = await deps.bus();
   if (await bus.knownMember(roomId, connectionId)) return true;
-  if (!(await store.isMember(connectionId, roomId))) return false;
+  if (!(await (await deps.store()).isMember(connectionId, roomId))) return false;
   await bus.rememberMember(roomId, connectionId);
   return true;
 }
@@ -154,10 +154,8 @@ export async function sendMessage(
   frame: SendMessageFrame,
 ): Promise<SendOutcome> {
   const { rateLimit } = deps;
-  const [store, bus] = await Promise.all([deps.store(), deps.bus()]);
-  if (!(await isMember(store, bus, caller.connectionId, frame.roomId))) {
-    return { ok: false, code: "NOT_A_MEMBER" };
-  }
+  if (!(await isMember(deps, caller.connectionId, frame.roomId))) return { ok: false, code: "NOT_A_MEMBER" };
+  const bus = await deps.bus();
   const draft: Omit<ChatMessage, "seq"> = {
     messageId: (deps.newId ?? ulid)(),
     roomId: frame.roomId,
@@ -207,10 +205,7 @@ export async function getHistory(
   caller: Caller,
   frame: GetHistoryFrame,
 ): Promise<HistoryOutcome> {
-  const [store, bus] = await Promise.all([deps.store(), deps.bus()]);
-  if (!(await isMember(store, bus, caller.connectionId, frame.roomId))) {
-    return { ok: false, code: "NOT_A_MEMBER" };
-  }
+  if (!(await isMember(deps, caller.connectionId, frame.roomId))) return { ok: false, code: "NOT_A_MEMBER" };
   const limit = frame.limit ?? HISTORY_DEFAULT_LIMIT;
   const forward = frame.afterSeq !== undefined;
   const found = forward
