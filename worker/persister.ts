@@ -241,12 +241,8 @@ export function createPersister(deps: PersisterDeps): Persister {
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isStale } = payload;
     if (batch.messages.length === 0 || !consumer || isStale()) return;
-    let pipeline = pipelines.get(batch.partition);
-    if (!pipeline) {
-      pipeline = { tail: Promise.resolve(), queued: 0, epoch: 0 };
-      pipelines.set(batch.partition, pipeline);
-    }
-    const p = pipeline;
+    const p = pipelines.get(batch.partition) ?? { tail: Promise.resolve(), queued: 0, epoch: 0 };
+    pipelines.set(batch.partition, p);
     const epoch = p.epoch;
     const before = p.tail;
     p.queued++;
