@@ -11,6 +11,7 @@ import { DependencyError, PoisonRecordError } from "../errors";
 import { createLogger } from "../logger";
 import type { EventLog } from "../ports";
 import { type ChatMessage, MessageRecord } from "../schemas";
+import * as z from "../zod";
 
 type KafkaConfig = ReturnType<Config["kafka"]>;
 
@@ -82,6 +83,15 @@ export function encodeMessageRecord(message: ChatMessage): { key: string; value:
   return { key: message.roomId, value: JSON.stringify(record) };
 }
 
+/**
+ * The record schema compiled by zod into one generated function: the persister decodes every record,
+ * and zod/mini's interpreted objects spent more CPU validating a record than JSON.parse did reading
+ * it. It accepts and refuses what the schema does, with the same issues (zod parses a refusal again
+ * with the schema itself; kafka.test.ts holds them side by side). Made on the first decode, so a
+ * producer (the send-message handler) never pays for it at cold start.
+ */
+let compiledRecord: typeof MessageRecord | undefined;
+
 /** Decodes a record of the messages topic; anything that is not a valid v1 record is poison. */
 export function decodeMessageRecord(value: Buffer | null): ChatMessage {
   if (value === null) throw new PoisonRecordError("record has no value (tombstone)");
@@ -91,7 +101,8 @@ export function decodeMessageRecord(value: Buffer | null): ChatMessage {
   } catch (cause) {
     throw new PoisonRecordError("record value is not JSON", { cause });
   }
-  const parsed = MessageRecord.safeParse(json);
+  compiledRecord ??= z.compile(MessageRecord);
+  const parsed = compiledRecord.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new PoisonRecordError(

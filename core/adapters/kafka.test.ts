@@ -1,0 +1,85 @@
+import { PoisonRecordError } from "../errors";
+import { type ChatMessage, MessageRecord } from "../schemas";
+import { decodeMessageRecord, encodeMessageRecord } from "./kafka";
+
+const message: ChatMessage = {
+  messageId: "01JDQ8Z4N6W7X8Y9ZABCDEFGHJ",
+  roomId: "room-1",
+  seq: 7,
+  senderId: "alice@example",
+  senderName: "Alice",
+  text: "hello",
+  sentAt: "2026-11-30T05:00:00.123Z",
+  clientMsgId: "c-1",
+};
+
+/** A record value with one field of the message changed (undefined removes it). */
+function withField(field: string, value: unknown): Buffer {
+  const m: Record<string, unknown> = { ...message, [field]: value };
+  if (value === undefined) delete m[field];
+  return Buffer.from(JSON.stringify({ v: 1, message: m }));
+}
+
+/** What the schema itself says of a value: the message, or the reason decodeMessageRecord must give. */
+function bySchema(value: Buffer): ChatMessage | string {
+  const parsed = MessageRecord.safeParse(JSON.parse(value.toString("utf8")));
+  if (parsed.success) return parsed.data.message;
+  const issue = parsed.error.issues[0];
+  return `record does not match the message schema at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`;
+}
+
+function decoded(value: Buffer): ChatMessage | string {
+  try {
+    return decodeMessageRecord(value);
+  } catch (error) {
+    expect(error).toBeInstanceOf(PoisonRecordError);
+    return (error as Error).message;
+  }
+}
+
+describe("decodeMessageRecord", () => {
+  test("reads back what encodeMessageRecord wrote, with and without the optional name", () => {
+    expect(decodeMessageRecord(Buffer.from(encodeMessageRecord(message).value))).toEqual(message);
+    const { senderName: _, ...anonymous } = message;
+    expect(decodeMessageRecord(Buffer.from(encodeMessageRecord(anonymous).value))).toEqual(anonymous);
+  });
+
+  test("keeps only the message's own fields", () => {
+    const m = decodeMessageRecord(withField("extra", "x\u0000"));
+    expect(Object.keys(m).sort()).toEqual(Object.keys(message).sort());
+  });
+
+  // The decoder runs the schema compiled to one function; each case must get the schema's own answer.
+  const cases: [string, Buffer][] = [
+    ["a valid record", withField("seq", 1)],
+    ["seq a string", withField("seq", "7")],
+    ["seq zero", withField("seq", 0)],
+    ["seq a fraction", withField("seq", 1.5)],
+    ["roomId with a space", withField("roomId", "a b")],
+    ["roomId too long", withField("roomId", "r".repeat(65))],
+    ["senderId missing", withField("senderId", undefined)],
+    ["senderName too long", withField("senderName", "n".repeat(65))],
+    ["senderName null", withField("senderName", null)],
+    ["text empty", withField("text", "")],
+    ["sentAt with an offset", withField("sentAt", "2026-11-30T05:00:00+01:00")],
+    ["sentAt not a date", withField("sentAt", "2026-02-30T05:00:00Z")],
+    ["clientMsgId with a colon", withField("clientMsgId", "a:b")],
+    ["messageId empty", withField("messageId", "")],
+    ["message not an object", Buffer.from(JSON.stringify({ v: 1, message: "hi" }))],
+    ["version 2", Buffer.from(JSON.stringify({ v: 2, message }))],
+    ["an array", Buffer.from("[1,2]")],
+  ];
+  test.each(cases)("%s: the schema's answer", (_name, value) => {
+    expect(decoded(value)).toEqual(bySchema(value));
+  });
+
+  test("the refusals name the field", () => {
+    expect(decoded(withField("seq", "7"))).toMatch(/at message\.seq: /);
+    expect(decoded(Buffer.from(JSON.stringify({ v: 2, message })))).toMatch(/at v: /);
+  });
+
+  test("a value that is not JSON, or none, is poison", () => {
+    expect(decoded(Buffer.from("{not json"))).toBe("record value is not JSON");
+    expect(() => decodeMessageRecord(null)).toThrow(/no value/);
+  });
+});
