@@ -93,6 +93,10 @@ describe("PrismaMessageRepository", () => {
       "  leading and trailing white space  ",
       "zero width \u200b\u200c\u200d\ufeff and astral 𝕏 𐍈",
       "quotes ' \" \\ ; -- /* */ $1 %s",
+      'CSV: a, b, "c", "" and a lone "',
+      "\\.",
+      "line\n\\.\nafter COPY's end marker on a line of its own",
+      "\\N and NULL and null",
       "x".repeat(3990) + "🎉".repeat(10),
     ];
     const batch = texts.map((t, i) => message("bytes", i + 1, t, { senderName: "Zoë 🌟 ناصر" }));
@@ -134,6 +138,27 @@ describe("PrismaMessageRepository", () => {
     } finally {
       await nowhere.disconnect();
     }
+  });
+
+  test("a new batch is written by one COPY; a replayed one by the INSERT, which writes only the new rows", async () => {
+    const before = { ...repo.writes };
+    const batch = [1, 2, 3].map((s) => message("paths", s));
+    expect(await repo.insertMany(batch)).toBe(3);
+    expect(repo.writes).toEqual({ ...before, copied: before.copied + 1 });
+    expect(await repo.insertMany([...batch, message("paths", 4)])).toBe(1);
+    expect(repo.writes).toEqual({
+      copied: before.copied + 1,
+      insertedAfterCopyRefused: before.insertedAfterCopyRefused + 1,
+    });
+    expect((await repo.range("paths", { limit: 10 })).map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+  });
+
+  test("an empty senderName stays empty, an absent one stays absent", async () => {
+    const named = message("names", 1, "named", { senderName: "" });
+    const { senderName: _, ...anonymous } = message("names", 2);
+    await repo.insertMany([named, anonymous]);
+    const stored = await repo.range("names", { limit: 10 });
+    expect(stored).toEqual([named, anonymous]);
   });
 
   test("senderName is optional and sentAt keeps its milliseconds", async () => {

@@ -15,6 +15,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { Client } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { decodeMessageRecord, encodeMessageRecord } from "../../core/adapters/kafka";
+import { COPY_MESSAGES, copyRows, MESSAGE_COLUMNS } from "../../core/adapters/message-repository";
 import type { ChatMessage } from "../../core/schemas";
 import { migrate } from "../../prisma/migrate";
 import { LOG_DIR, ROOT } from "../lib/child";
@@ -59,8 +60,6 @@ export interface PersistEnv {
   REDIS_URL: string;
   DYNAMODB_ENDPOINT: string;
 }
-
-const COLUMNS = "message_id, room_id, seq, sender_id, sender_name, text, sent_at, client_msg_id";
 
 function backlog(id: string, n: number, rooms: number): ChatMessage[] {
   const base = Date.now() - n;
@@ -192,7 +191,7 @@ export async function runPersist(env: PersistEnv, params: PersistParams): Promis
     // The ceiling: COPY of the same rows.
     await clear();
     const c0 = Date.now();
-    const stream = db.query(copyFrom(`COPY messages (${COLUMNS}) FROM STDIN (FORMAT csv)`));
+    const stream = db.query(copyFrom(COPY_MESSAGES));
     await pipeline(Readable.from(csvRows(messages)), stream);
     const copied = await count();
     const copy = writer(copied, c0, c0, Date.now(), messages.length);
@@ -240,22 +239,9 @@ function thin<T>(points: T[], max: number): T[] {
   return out;
 }
 
-function csv(value: string | number | undefined): string {
-  if (value === undefined) return "";
-  const s = String(value);
-  return /[",\n\r]/.test(s) || s === "" ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
+/** The backlog as CSV, in chunks, encoded as the persister's own COPY encodes a batch. */
 function* csvRows(messages: ChatMessage[]): Generator<string> {
-  let chunk = "";
-  for (const m of messages) {
-    chunk += `${[m.messageId, m.roomId, m.seq, m.senderId, m.senderName, m.text, m.sentAt, m.clientMsgId].map(csv).join(",")}\n`;
-    if (chunk.length > 65536) {
-      yield chunk;
-      chunk = "";
-    }
-  }
-  if (chunk) yield chunk;
+  for (let i = 0; i < messages.length; i += 1000) yield copyRows(messages.slice(i, i + 1000));
 }
 
 async function perRowBaseline(
@@ -280,7 +266,7 @@ async function perRowBaseline(
     eachMessage: async ({ message }) => {
       const m = decodeMessageRecord(message.value);
       await db.query(
-        `INSERT INTO messages (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+        `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
         [m.messageId, m.roomId, m.seq, m.senderId, m.senderName ?? null, m.text, m.sentAt, m.clientMsgId],
       );
       rows++;

@@ -5,8 +5,11 @@
  * (roomId, seq) that is already taken is never treated as written: {@link MessageConflictError}
  * names it, and the caller (the persister) sends it to the dead-letter topic.
  */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { DatabaseError, Pool } from "pg";
+import { from as copyFrom } from "pg-copy-streams";
 import { PrismaClient } from "../../prisma/generated/client";
 import { ChatError } from "../errors";
 import { createLogger } from "../logger";
@@ -70,14 +73,41 @@ export function unstorableReason(m: ChatMessage): string | undefined {
   return undefined;
 }
 
+/** The columns every write names, in the order of {@link copyRows}. */
+export const MESSAGE_COLUMNS =
+  "message_id, room_id, seq, sender_id, sender_name, text, sent_at, client_msg_id";
+
+/** COPY's CSV format, where an unquoted empty field is NULL and a quoted one ("") the empty string. */
+export const COPY_MESSAGES = `COPY messages (${MESSAGE_COLUMNS}) FROM STDIN (FORMAT csv)`;
+
+/** What makes a CSV field need quotes; a backslash too, so that no line can read as COPY's end marker. */
+const CSV_SPECIAL = /[",\r\n\\]/;
+
+function csvField(value: string | undefined): string {
+  if (value === undefined) return "";
+  return value === "" || CSV_SPECIAL.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+/** The messages as the CSV lines of {@link COPY_MESSAGES}. */
+export function copyRows(messages: ChatMessage[]): string {
+  let out = "";
+  for (const m of messages) {
+    out += `${csvField(m.messageId)},${csvField(m.roomId)},${m.seq},${csvField(m.senderId)},${csvField(m.senderName)},${csvField(m.text)},${csvField(m.sentAt)},${csvField(m.clientMsgId)}\n`;
+  }
+  return out;
+}
+
 const INSERT_MANY = `
-  INSERT INTO messages (message_id, room_id, seq, sender_id, sender_name, text, sent_at, client_msg_id)
+  INSERT INTO messages (${MESSAGE_COLUMNS})
   SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::varchar[], $5::varchar[],
                        $6::text[], $7::timestamptz[], $8::varchar[])
   ON CONFLICT DO NOTHING`;
 
 /** {@link MessageRepository} on PostgreSQL through Prisma. */
 export class PrismaMessageRepository implements MessageRepository {
+  /** insertMany calls written by one COPY, and those whose COPY was refused and went on to the INSERT. */
+  readonly writes = { copied: 0, insertedAfterCopyRefused: 0 };
+
   constructor(
     private readonly prisma: PrismaClient,
     /** The pool under Prisma's adapter: the bulk insert uses it directly. */
@@ -97,6 +127,18 @@ export class PrismaMessageRepository implements MessageRepository {
     for (const m of messages) {
       const reason = unstorableReason(m);
       if (reason) throw new UnstorableMessageError(m.messageId, reason);
+    }
+    // First COPY, all or nothing: PostgreSQL's bulk path, at about twice the rows per second of the
+    // INSERT below (`npm run bench -- --only persist` compares the persister with one COPY stream).
+    // A batch that holds a message stored already (a Kafka replay) or one PostgreSQL refuses fails
+    // as a whole and writes nothing; the INSERT then writes the rest and tells the cases apart.
+    try {
+      const copied = await this.copy(messages);
+      this.writes.copied++;
+      return copied;
+    } catch (error) {
+      if (!(error instanceof DatabaseError && PERMANENT_SQLSTATE.test(error.code ?? ""))) throw error;
+      this.writes.insertedAfterCopyRefused++;
     }
     // One statement over column arrays: PostgreSQL unpacks them, so a batch of thousands costs
     // eight parameters instead of eight per row (createMany built and bound every one, and capped
@@ -143,6 +185,23 @@ export class PrismaMessageRepository implements MessageRepository {
     }
     if (conflicts.length > 0) throw new MessageConflictError(conflicts, count);
     return count;
+  }
+
+  /** Writes every message with one COPY, or none of them; resolves to the rows written. */
+  private async copy(messages: ChatMessage[]): Promise<number> {
+    const client = await this.pool.connect();
+    // A connection that failed (rather than a statement PostgreSQL refused) is closed, not pooled.
+    let broken = false;
+    try {
+      const stream = client.query(copyFrom(COPY_MESSAGES));
+      await pipeline(Readable.from([copyRows(messages)]), stream);
+      return stream.rowCount;
+    } catch (error) {
+      broken = !(error instanceof DatabaseError);
+      throw error;
+    } finally {
+      client.release(broken);
+    }
   }
 
   range(roomId: string, query: HistoryQuery): Promise<ChatMessage[]> {
