@@ -21,7 +21,9 @@ interface Row {
   client_msg_id: string;
 }
 
-const COLUMNS = "message_id, room_id, seq, sender_id, sender_name, text, sent_at, client_msg_id";
+/** The messages table's columns, in the order every read and write of it names them. */
+export const MESSAGE_COLUMNS =
+  "message_id, room_id, seq, sender_id, sender_name, text, sent_at, client_msg_id";
 
 function toMessage(row: Row): ChatMessage {
   const m: ChatMessage = {
@@ -53,7 +55,7 @@ export class PgMessageHistory implements MessageHistory {
     if (take === 0) return [];
     if (query.afterSeq !== undefined) {
       const rows = await this.query(
-        `SELECT ${COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`,
+        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`,
         [roomId, String(query.afterSeq), take],
       );
       return rows.map(toMessage);
@@ -61,13 +63,13 @@ export class PgMessageHistory implements MessageHistory {
     const rows =
       query.beforeSeq !== undefined
         ? await this.query(
-            `SELECT ${COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`,
+            `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`,
             [roomId, String(query.beforeSeq), take],
           )
-        : await this.query(`SELECT ${COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2`, [
-            roomId,
-            take,
-          ]);
+        : await this.query(
+            `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2`,
+            [roomId, take],
+          );
     return rows.reverse().map(toMessage);
   }
 

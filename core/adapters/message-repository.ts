@@ -15,7 +15,7 @@ import { ChatError } from "../errors";
 import { createLogger } from "../logger";
 import type { HistoryQuery, MessageRepository } from "../ports";
 import type { ChatMessage } from "../schemas";
-import { PgMessageHistory } from "./message-history";
+import { MESSAGE_COLUMNS, PgMessageHistory } from "./message-history";
 
 /** A message that collides with a stored row of another messageId on (roomId, seq). */
 export interface MessageConflict {
@@ -72,10 +72,6 @@ export function unstorableReason(m: ChatMessage): string | undefined {
   }
   return undefined;
 }
-
-/** The columns every write names, in the order of {@link copyRows}. */
-export const MESSAGE_COLUMNS =
-  "message_id, room_id, seq, sender_id, sender_name, text, sent_at, client_msg_id";
 
 /** COPY's CSV format, where an unquoted empty field is NULL and a quoted one ("") the empty string. */
 export const COPY_MESSAGES = `COPY messages (${MESSAGE_COLUMNS}) FROM STDIN (FORMAT csv)`;
