@@ -2,30 +2,33 @@
  * Secrets: on AWS they live in Secrets Manager and are named by ARN in the environment; on the local
  * stack they are given directly. Each is fetched once per process (a Lambda's cold start).
  */
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { ConfigError, config } from "./config";
 import { DependencyError } from "./errors";
 
 const cache = new Map<string, Promise<string>>();
 let client: SecretsManagerClient | undefined;
 
+/** Secrets Manager's GetSecretValue. The SDK client is loaded on the first read, so a process given its secrets directly never loads it. */
+async function fetchSecret(arn: string): Promise<string> {
+  const { GetSecretValueCommand, SecretsManagerClient } =
+    require("@aws-sdk/client-secrets-manager") as typeof import("@aws-sdk/client-secrets-manager");
+  client ??= new SecretsManagerClient({ region: config.aws().region });
+  const out = await client.send(new GetSecretValueCommand({ SecretId: arn }));
+  if (!out.SecretString) throw new DependencyError("secrets", `secret ${arn} holds no string`);
+  return out.SecretString;
+}
+
 /** The secret string stored under `arn`. */
 export function readSecret(arn: string): Promise<string> {
   let value = cache.get(arn);
   if (!value) {
-    client ??= new SecretsManagerClient({ region: config.aws().region });
-    value = client
-      .send(new GetSecretValueCommand({ SecretId: arn }))
-      .then((out) => {
-        if (!out.SecretString) throw new DependencyError("secrets", `secret ${arn} holds no string`);
-        return out.SecretString;
-      })
-      .catch((cause) => {
-        cache.delete(arn);
-        throw cause instanceof DependencyError
-          ? cause
-          : new DependencyError("secrets", `could not read secret ${arn}`, { cause });
-      });
+    value = fetchSecret(arn).catch((cause) => {
+      cache.delete(arn);
+      throw cause instanceof DependencyError
+        ? cause
+        : new DependencyError("secrets", `could not read secret ${arn}`, { cause });
+    });
     cache.set(arn, value);
   }
   return value;

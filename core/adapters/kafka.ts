@@ -4,7 +4,6 @@
  * that batches concurrent appends into one request.
  */
 
-import { generateAuthToken } from "aws-msk-iam-sasl-signer-js";
 import { Kafka, type LogEntry, logLevel, type Producer } from "kafkajs";
 import { type Config, config } from "../config";
 import { DependencyError, PoisonRecordError } from "../errors";
@@ -33,7 +32,12 @@ export function createKafka(cfg: KafkaConfig = config.kafka(), region = config.a
       cfg.auth === "aws-iam"
         ? {
             mechanism: "oauthbearer",
-            oauthBearerProvider: async () => ({ value: (await generateAuthToken({ region })).token }),
+            // Loaded here, on MSK only: plain brokers (the local stack) never pay for its start-up.
+            oauthBearerProvider: async () => {
+              const { generateAuthToken } =
+                require("aws-msk-iam-sasl-signer-js") as typeof import("aws-msk-iam-sasl-signer-js");
+              return { value: (await generateAuthToken({ region })).token };
+            },
           }
         : undefined,
     connectionTimeout: 3000,
