@@ -23,7 +23,12 @@ import { type MachineInfo, machineInfo } from "./lib/machine";
 import { progress } from "./lib/progress";
 import { writeResults } from "./lib/report";
 import { ratio, round } from "./lib/stats";
-import { type ColdStartParams, type HandlerResult, runColdStart } from "./scenarios/coldstart";
+import {
+  type ColdStartParams,
+  type FloorResult,
+  type HandlerResult,
+  runColdStart,
+} from "./scenarios/coldstart";
 import { type FanoutParams, runFanout, type TargetResult } from "./scenarios/fanout";
 import { type HopsParams, type HopsResult, runHops } from "./scenarios/hops";
 import { type PersistParams, type PersistResult, runPersist } from "./scenarios/persist";
@@ -60,6 +65,8 @@ export const PROFILES: Record<
 export interface ColdStartResultSet {
   params: ColdStartParams;
   handlers: HandlerResult[];
+  /** The Lambda runtime's SDK clients loaded alone: the least a handler that uses them can take. */
+  floors: FloorResult[];
 }
 
 /** Everything one run measured, as written to latest.json. */
@@ -275,7 +282,7 @@ export async function runBench(argv: string[]): Promise<{ result: RunResult; fil
       result.hops = { params: sizes.hops, ...(await runHops(env, sizes.hops)) };
     });
     await attempt("coldstart", async () => {
-      result.coldStart = { params: sizes.coldStart, handlers: await runColdStart(env, sizes.coldStart) };
+      result.coldStart = { params: sizes.coldStart, ...(await runColdStart(env, sizes.coldStart)) };
     });
     await attempt("fanout", async () => {
       result.fanout = await fanoutAll(env, sizes.fanout, services.services);

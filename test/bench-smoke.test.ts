@@ -53,6 +53,11 @@ describe("npm run bench -- --smoke", () => {
     expect(ping?.bytes).toBeGreaterThan(0);
     expect(ping?.loadMs).toBeGreaterThan(0);
     expect(ping?.answer).toBe("pong");
+    expect(json.coldStart?.floors.map((f) => f.name)).toEqual([
+      "DynamoDB client + document client",
+      "Secrets Manager client",
+    ]);
+    for (const floor of json.coldStart?.floors ?? []) expect(floor.loadMs).toBeGreaterThan(0);
     expect(json.hops?.hops.map((h) => h.hop)).toContain("Kafka append (acks all)");
     expect(json.hops?.posts).toHaveLength(3);
   });

@@ -127,6 +127,16 @@ export function markdown(r: RunResult): string {
       );
     }
     out.push("", "Targets: bundle under 200 KB and require under 50 ms (✗ marks a miss).", "");
+    if (r.coldStart.floors?.length) {
+      out.push(
+        "The floor: the AWS SDK clients the Lambda runtime provides (left out of the bundles), each loaded alone in a fresh process the same way. A handler that loads one cannot load faster.",
+        "",
+        "| SDK client(s) | require ms (median) | loaded by |",
+        "|---|---|---|",
+        ...r.coldStart.floors.map((f) => `| ${f.name} | ${fmt(f.loadMs)} | ${f.usedBy} |`),
+        "",
+      );
+    }
   }
   return `${out.join("\n")}\n`;
 }

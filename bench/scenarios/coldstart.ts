@@ -46,19 +46,66 @@ export interface HandlerResult {
   answer: string | null;
 }
 
+/** What a fresh process loads: a bundle's path, or the names of modules to load one after another. */
 const PROBE = `
 const t0 = process.hrtime.bigint();
-require(process.argv[1]);
+for (const m of process.argv.slice(1)) require(m);
 const t1 = process.hrtime.bigint();
 process.stdout.write(JSON.stringify({ loadMs: Number(t1 - t0) / 1e6, sinceStartMs: performance.now() }));
 process.exit(0);
 `;
 
-/** Builds the handler bundles and measures them. */
+/**
+ * The AWS SDK clients the Lambda runtime provides (the bundles leave them out), loaded alone in the
+ * same way: no handler that loads one can load faster than it.
+ */
+export const SDK_FLOORS = [
+  {
+    name: "DynamoDB client + document client",
+    modules: ["@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"],
+    usedBy: "every handler but the authorizer, ping and $default",
+  },
+  {
+    name: "Secrets Manager client",
+    modules: ["@aws-sdk/client-secrets-manager"],
+    usedBy: "a first invocation that reads a secret named by ARN (the deployed authorizer's JWT secret)",
+  },
+] as const;
+
+/** One floor's figures. */
+export interface FloorResult {
+  name: string;
+  modules: string[];
+  usedBy: string;
+  loads: number;
+  /** Median time of requiring the modules in a fresh process, ms. */
+  loadMs: number;
+}
+
+/** Loads `args` (see PROBE) in fresh processes until `loads` are in, or the budget is spent after 3. */
+async function timeLoads(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  loads: number,
+  budgetSeconds: number,
+): Promise<{ loadMs: number[]; sinceStartMs: number[] }> {
+  const loadMs: number[] = [];
+  const sinceStartMs: number[] = [];
+  const until = Date.now() + budgetSeconds * 1000;
+  for (let i = 0; i < loads && (i < 3 || Date.now() < until); i++) {
+    const { stdout } = await run(process.execPath, ["-e", PROBE, ...args], { cwd: ROOT, env });
+    const m = JSON.parse(stdout) as { loadMs: number; sinceStartMs: number };
+    loadMs.push(m.loadMs);
+    sinceStartMs.push(m.sinceStartMs);
+  }
+  return { loadMs, sinceStartMs };
+}
+
+/** Builds the handler bundles and measures them, and the SDK floors beside them. */
 export async function runColdStart(
   env: Record<string, string>,
   params: ColdStartParams,
-): Promise<HandlerResult[]> {
+): Promise<{ handlers: HandlerResult[]; floors: FloorResult[] }> {
   const outDir = join(ROOT, ".cache", "bench", "bundles");
   const targets = bundleTargets(outDir)
     .filter((t) => t.kind === "function")
@@ -76,18 +123,12 @@ export async function runColdStart(
   };
   const results: HandlerResult[] = [];
   for (const { target } of built) {
-    const loads: number[] = [];
-    const sinceStart: number[] = [];
-    const until = Date.now() + (params.budgetSeconds ?? 6) * 1000;
-    for (let i = 0; i < params.loads && (i < 3 || Date.now() < until); i++) {
-      const { stdout } = await run(process.execPath, ["-e", PROBE, target.outfile], {
-        cwd: ROOT,
-        env: childEnv,
-      });
-      const m = JSON.parse(stdout) as { loadMs: number; sinceStartMs: number };
-      loads.push(m.loadMs);
-      sinceStart.push(m.sinceStartMs);
-    }
+    const { loadMs: loads, sinceStartMs: sinceStart } = await timeLoads(
+      [target.outfile],
+      childEnv,
+      params.loads,
+      params.budgetSeconds ?? 6,
+    );
     const bytes = statSync(target.outfile).size;
     results.push({
       handler: target.name,
@@ -130,5 +171,16 @@ export async function runColdStart(
   } catch (error) {
     progress(`cold start: the warm invocations failed: ${(error as Error).message.split("\n")[0]}`);
   }
-  return results;
+  const floors: FloorResult[] = [];
+  for (const floor of SDK_FLOORS) {
+    const { loadMs } = await timeLoads([...floor.modules], childEnv, params.loads, params.budgetSeconds ?? 6);
+    floors.push({
+      ...floor,
+      modules: [...floor.modules],
+      loads: loadMs.length,
+      loadMs: round(median(loadMs), 1),
+    });
+    progress(`cold start: the runtime's ${floor.name} alone, require ${round(median(loadMs), 1)} ms`);
+  }
+  return { handlers: results, floors };
 }
