@@ -5,11 +5,13 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
 import { bundle, bundleTargets } from "../../infra/bundle";
+import { esbuildOptions } from "../../infra/esbuild-options";
 import { isolatedNames } from "../../local/isolation";
 import { ROOT } from "../lib/child";
 import { progress } from "../lib/progress";
@@ -72,11 +74,23 @@ export const SDK_FLOORS = [
   },
 ] as const;
 
+/**
+ * The client libraries the handlers bundle, each bundled alone with the handlers' options: no
+ * handler that bundles one can be smaller, or load faster, than it.
+ */
+export const LIBRARY_FLOORS = [
+  { name: "ioredis", usedBy: "disconnect, join-room, leave-room, send-message, get-history" },
+  { name: "kafkajs", usedBy: "send-message" },
+  { name: "pg", usedBy: "join-room, send-message, get-history (on first use)" },
+] as const;
+
 /** One floor's figures. */
 export interface FloorResult {
   name: string;
-  modules: string[];
+  kind: "runtime SDK" | "bundled library";
   usedBy: string;
+  /** A bundled library's minified size alone; the runtime's SDK is not in any bundle. */
+  bytes: number | null;
   loads: number;
   /** Median time of requiring the modules in a fresh process, ms. */
   loadMs: number;
@@ -171,16 +185,49 @@ export async function runColdStart(
   } catch (error) {
     progress(`cold start: the warm invocations failed: ${(error as Error).message.split("\n")[0]}`);
   }
+  return { handlers: results, floors: await measureFloors(outDir, childEnv, params) };
+}
+
+/** The runtime's SDK clients and each bundled library, loaded alone. */
+async function measureFloors(
+  outDir: string,
+  env: NodeJS.ProcessEnv,
+  params: ColdStartParams,
+): Promise<FloorResult[]> {
   const floors: FloorResult[] = [];
+  const budget = params.budgetSeconds ?? 6;
   for (const floor of SDK_FLOORS) {
-    const { loadMs } = await timeLoads([...floor.modules], childEnv, params.loads, params.budgetSeconds ?? 6);
+    const { loadMs } = await timeLoads([...floor.modules], env, params.loads, budget);
     floors.push({
-      ...floor,
-      modules: [...floor.modules],
+      name: floor.name,
+      kind: "runtime SDK",
+      usedBy: floor.usedBy,
+      bytes: null,
       loads: loadMs.length,
       loadMs: round(median(loadMs), 1),
     });
     progress(`cold start: the runtime's ${floor.name} alone, require ${round(median(loadMs), 1)} ms`);
   }
-  return { handlers: results, floors };
+  const dir = join(outDir, "floors");
+  mkdirSync(dir, { recursive: true });
+  for (const floor of LIBRARY_FLOORS) {
+    const entry = join(dir, `${floor.name}.entry.js`);
+    const outfile = join(dir, `${floor.name}.js`);
+    writeFileSync(entry, `module.exports = require(${JSON.stringify(floor.name)});\n`);
+    await build(esbuildOptions(entry, outfile, "lambda"));
+    const { loadMs } = await timeLoads([outfile], env, params.loads, budget);
+    const bytes = statSync(outfile).size;
+    floors.push({
+      name: floor.name,
+      kind: "bundled library",
+      usedBy: floor.usedBy,
+      bytes,
+      loads: loadMs.length,
+      loadMs: round(median(loadMs), 1),
+    });
+    progress(
+      `cold start: ${floor.name} bundled alone, ${(bytes / 1024).toFixed(0)} KiB, require ${round(median(loadMs), 1)} ms`,
+    );
+  }
+  return floors;
 }
