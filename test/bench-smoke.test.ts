@@ -56,8 +56,14 @@ describe("npm run bench -- --smoke", () => {
     expect(json.coldStart?.floors.map((f) => f.name)).toEqual([
       "DynamoDB client + document client",
       "Secrets Manager client",
+      "ioredis",
+      "kafkajs",
+      "pg",
     ]);
-    for (const floor of json.coldStart?.floors ?? []) expect(floor.loadMs).toBeGreaterThan(0);
+    for (const floor of json.coldStart?.floors ?? []) {
+      expect(floor.loadMs).toBeGreaterThan(0);
+      if (floor.kind === "bundled library") expect(floor.bytes).toBeGreaterThan(10_000);
+    }
     expect(json.hops?.hops.map((h) => h.hop)).toContain("Kafka append (acks all)");
     expect(json.hops?.posts).toHaveLength(3);
   });
