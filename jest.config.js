@@ -1,6 +1,5 @@
 /** Unit tests sit beside their module; tests that cross processes live in test/. */
-const transform = { "^.+\\.tsx?$": ["ts-jest", { diagnostics: false }] };
-const common = { testEnvironment: "node", transform, moduleFileExtensions: ["ts", "js", "json"] };
+const common = require("./test/jest-common");
 
 /** @type {import('jest').Config} */
 module.exports = {

@@ -24,7 +24,9 @@ function tokenOf(event: AuthorizerEvent): string | undefined {
 
 export async function handler(event: AuthorizerEvent): Promise<AuthorizerResult> {
   const token = tokenOf(event);
-  const verdict = token ? verifyToken(token, await jwtSecret()) : { ok: false as const, reason: "no token" };
+  const verdict = token
+    ? await verifyToken(token, await jwtSecret())
+    : { ok: false as const, reason: "no token" };
   if (!verdict.ok) {
     log.info(
       { connectionId: event.requestContext?.connectionId, reason: verdict.reason },

@@ -43,7 +43,7 @@ test("bundles carry source maps; the AWS SDK is external to handlers and inside 
 test("a handler bundles the client library of each of its FUNCTION_NEEDS and of no other need", async () => {
   // The AWS SDK is external: DynamoDB and Secrets Manager leave no package in a handler's bundle.
   const library: Partial<Record<FunctionNeed, string>> = {
-    jwt: "jsonwebtoken",
+    jwt: "jose",
     redis: "ioredis",
     kafka: "kafkajs",
     database: "pg",

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     throw new TokenCommandError(`Could not read the secret ${arn} with your AWS credentials.`, { cause });
   }
   if (!secret) throw new TokenCommandError(`The secret ${arn} holds no string.`);
-  process.stdout.write(`${signToken(secret, userId, { name: values.name, ttlSeconds })}\n`);
+  process.stdout.write(`${await signToken(secret, userId, { name: values.name, ttlSeconds })}\n`);
 }
 
 if (require.main === module) {

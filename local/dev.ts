@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
 
-  const token = signToken(localJwtSecret(), "alice", { name: "Alice", ttlSeconds: 24 * 60 * 60 });
+  const token = await signToken(localJwtSecret(), "alice", { name: "Alice", ttlSeconds: 24 * 60 * 60 });
   const workers = stack.workers.map((w) => w.id).join(", ") || "none";
   process.stdout.write(
     [

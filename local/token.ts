@@ -14,7 +14,7 @@ function fail(sentence: string): never {
   process.exit(2);
 }
 
-function main(): void {
+async function main(): Promise<void> {
   let parsed: ReturnType<
     typeof parseArgs<{
       options: { name: { type: "string" }; ttl: { type: "string" } };
@@ -41,7 +41,10 @@ function main(): void {
   if (ttlSeconds !== undefined && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) {
     fail("--ttl must be a whole number of seconds greater than 0.");
   }
-  process.stdout.write(`${signToken(localJwtSecret(), userId, { name, ttlSeconds })}\n`);
+  process.stdout.write(`${await signToken(localJwtSecret(), userId, { name, ttlSeconds })}\n`);
 }
 
-main();
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

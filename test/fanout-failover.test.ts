@@ -44,7 +44,7 @@ test("a fan-out worker killed mid-stream: no duplicate, no out-of-order delivery
   for (const [i, room] of rooms.entries()) {
     const list: TestClient[] = [];
     for (let j = 0; j < 3; j++) {
-      const client = await TestClient.connect(stack.url, { token: stack.token(`f${i}${j}`) });
+      const client = await TestClient.connect(stack.url, { token: await stack.token(`f${i}${j}`) });
       clients.push(client);
       await client.request({ action: "joinRoom", roomId: room }, "joined");
       list.push(client);

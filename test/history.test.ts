@@ -15,8 +15,8 @@ const texts = new Map<number, string>();
 
 beforeAll(async () => {
   stack = await startTestStack({ fanoutWorkers: 1, persisters: 1, settings: { RECENT_HISTORY_SIZE: "5" } });
-  client = await TestClient.connect(stack.url, { token: stack.token("historian", "Historian") });
-  outsider = await TestClient.connect(stack.url, { token: stack.token("outsider") });
+  client = await TestClient.connect(stack.url, { token: await stack.token("historian", "Historian") });
+  outsider = await TestClient.connect(stack.url, { token: await stack.token("outsider") });
   await client.request({ action: "joinRoom", roomId: room() }, "joined");
   for (let i = 1; i <= total; i++) {
     const text = i % 7 === 0 ? `שלום ${i} e\u0301 👩‍👩‍👧` : `message ${i}`;

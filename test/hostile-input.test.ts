@@ -389,7 +389,7 @@ test(`${FRAMES} generated frames get PROTOCOL.md's answers; stored text is byte-
   const clients: TestClient[] = [];
   const contexts: Context[] = [];
   for (let i = 0; i < CONNECTIONS; i++) {
-    const client = await TestClient.connect(stack.url, { token: stack.token(`hostile${i}`) });
+    const client = await TestClient.connect(stack.url, { token: await stack.token(`hostile${i}`) });
     const ctx = {
       own: `${stack.id}-h${i}`,
       other: `${stack.id}-h${(i + 1) % CONNECTIONS}`,
@@ -467,7 +467,7 @@ test(`${FRAMES} generated frames get PROTOCOL.md's answers; stored text is byte-
   }
   // getHistory answers the same bytes as PostgreSQL.
   // A fresh connection: the driven ones hold thousands of unconsumed error frames.
-  const first = await TestClient.connect(stack.url, { token: stack.token("reader") });
+  const first = await TestClient.connect(stack.url, { token: await stack.token("reader") });
   clients.push(first);
   const firstRoom = [...rooms][0] as string;
   await first.request({ action: "joinRoom", roomId: firstRoom }, "joined");
@@ -487,7 +487,7 @@ test(`${FRAMES} generated frames get PROTOCOL.md's answers; stored text is byte-
 
 /** Opens a raw ws connection (the TestClient would not let us send bad bytes). */
 async function raw(): Promise<WebSocket> {
-  const ws = new WebSocket(`${stack.url}?token=${encodeURIComponent(stack.token("rawsender"))}`);
+  const ws = new WebSocket(`${stack.url}?token=${encodeURIComponent(await stack.token("rawsender"))}`);
   await new Promise((resolve, reject) => {
     ws.once("open", resolve);
     ws.once("error", reject);
@@ -522,7 +522,7 @@ test("frames over 32 KB close with 1009; invalid UTF-8 and binary frames close; 
   bin.send(Buffer.from('{"action":"ping"}'), { binary: true });
   expect(await binClosed).toBe(1003);
   // Still serving, and nothing was stored.
-  const client = await TestClient.connect(stack.url, { token: stack.token("after") });
+  const client = await TestClient.connect(stack.url, { token: await stack.token("after") });
   expect((await client.request({ action: "ping" }, "pong")).type).toBe("pong");
   await client.close();
   expect(await stack.rows(room)).toEqual([]);

@@ -18,7 +18,7 @@ afterAll(async () => {
 });
 
 async function connect(userId: string): Promise<TestClient> {
-  const client = await TestClient.connect(stack.url, { token: stack.token(userId, `User ${userId}`) });
+  const client = await TestClient.connect(stack.url, { token: await stack.token(userId, `User ${userId}`) });
   clients.push(client);
   return client;
 }

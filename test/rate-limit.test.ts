@@ -21,7 +21,7 @@ afterAll(async () => {
 
 test("RATE_LIMITED past the allowance, and the connection stays usable", async () => {
   const room = `${stack.id}-rl`;
-  const client = await TestClient.connect(stack.url, { token: stack.token("flood") });
+  const client = await TestClient.connect(stack.url, { token: await stack.token("flood") });
   await client.request({ action: "joinRoom", roomId: room }, "joined");
   const started = Date.now();
   const answers = await Promise.all(

@@ -34,8 +34,8 @@ beforeAll(async () => {
     persisters: 1,
     settings: { FANOUT_SWEEP_AFTER_MS: "1500" },
   });
-  sender = await TestClient.connect(stack.url, { token: stack.token("sender") });
-  reader = await TestClient.connect(stack.url, { token: stack.token("reader") });
+  sender = await TestClient.connect(stack.url, { token: await stack.token("sender") });
+  reader = await TestClient.connect(stack.url, { token: await stack.token("reader") });
 });
 
 afterAll(async () => {

@@ -25,7 +25,7 @@ export interface FanoutParams {
 
 /** How to reach a target: the protocol its clients speak and where. */
 export type TargetKind =
-  | { protocol: "chat"; url: string; token: (userId: string) => string }
+  | { protocol: "chat"; url: string; token: (userId: string) => Promise<string> }
   | { protocol: "plain"; url: string }
   | { protocol: "socketio"; urls: string[] };
 
@@ -221,7 +221,10 @@ export async function runFanout(
           target.protocol === "socketio"
             ? await socketIoClient(target.urls[k % target.urls.length] as string, userId, handlers)
             : target.protocol === "chat"
-              ? await wsClient(`${target.url}?token=${encodeURIComponent(target.token(userId))}`, handlers)
+              ? await wsClient(
+                  `${target.url}?token=${encodeURIComponent(await target.token(userId))}`,
+                  handlers,
+                )
               : await wsClient(`${target.url}?user=${userId}`, handlers);
         await client.join(roomOf(k));
         return client;

@@ -39,6 +39,7 @@ async function main(): Promise<void> {
   const userId = "bench-user";
   const roomId = `bench-room-${Date.now()}`;
   const authorizer = { principalId: userId, userId, name: "Bench" };
+  const token = await signToken(process.env.JWT_SECRET as string, userId, { name: "Bench" });
   let n = 0;
   const event = (routeKey: string, eventType: string, body?: unknown) => ({
     requestContext: { connectionId, routeKey, eventType, requestId: `r${++n}`, authorizer, stage: "bench" },
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
         type: "REQUEST",
         methodArn: "arn:aws:execute-api:us-east-1:000000000000:api/bench/$connect",
         queryStringParameters: {
-          token: signToken(process.env.JWT_SECRET as string, userId, { name: "Bench" }),
+          token,
         },
         requestContext: { connectionId },
       }),

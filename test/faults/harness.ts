@@ -19,7 +19,7 @@ import { type Frame, TestClient } from "../support/client";
 /** The running stack, with an id to prefix room ids and a token maker. */
 export interface FaultStack extends RunningStack {
   id: string;
-  token(userId: string): string;
+  token(userId: string): Promise<string>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -175,7 +175,9 @@ class Member {
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        const client = await TestClient.connect(this.rig.url, { token: this.rig.stack.token(this.userId) });
+        const client = await TestClient.connect(this.rig.url, {
+          token: await this.rig.stack.token(this.userId),
+        });
         const joined = await client.request({ action: "joinRoom", roomId: this.room }, "joined", 10_000);
         if (joined.type !== "joined") throw new Error(`join answered ${JSON.stringify(joined)}`);
         const frames: Frame[] = [];
@@ -325,8 +327,8 @@ export async function timeToNormal(rig: Rig, name: string, since: number, boundM
     let a: TestClient | undefined;
     let b: TestClient | undefined;
     try {
-      a = await TestClient.connect(rig.url, { token: rig.stack.token(`${name}pa`) });
-      b = await TestClient.connect(rig.url, { token: rig.stack.token(`${name}pb`) });
+      a = await TestClient.connect(rig.url, { token: await rig.stack.token(`${name}pa`) });
+      b = await TestClient.connect(rig.url, { token: await rig.stack.token(`${name}pb`) });
       await a.request({ action: "joinRoom", roomId: room }, "joined", 3_000);
       await b.request({ action: "joinRoom", roomId: room }, "joined", 3_000);
       const clientMsgId = `p${n++}`;

@@ -6,9 +6,7 @@
 module.exports = {
   rootDir: "../..",
   displayName: "faults",
-  testEnvironment: "node",
-  transform: { "^.+\\.tsx?$": ["ts-jest", { diagnostics: false }] },
-  moduleFileExtensions: ["ts", "js", "json"],
+  ...require("../jest-common"),
   roots: ["<rootDir>/test/faults"],
   testMatch: ["**/*.fault.ts"],
   testTimeout: 600000,

@@ -122,10 +122,10 @@ async function main(): Promise<void> {
     const roomMembers = new Map<string, number>();
 
     // Connect at up to 200 a second (AWS allows 500 new connections a second per account).
-    const connectOne = (i: number) =>
-      new Promise<void>((resolve) => {
+    const connectOne = async (i: number) => {
+      const token = await signToken(secret, `u${i}`, { ttlSeconds: 3600 });
+      return new Promise<void>((resolve) => {
         const room = `soak-${i % rooms}`;
-        const token = signToken(secret, `u${i}`, { ttlSeconds: 3600 });
         const ws = new WebSocket(`${url}?token=${token}`);
         const conn: Conn = { ws, room, pending: new Map() };
         ws.once("open", () => ws.send(JSON.stringify({ action: "joinRoom", roomId: room })));
@@ -159,6 +159,7 @@ async function main(): Promise<void> {
           resolve();
         });
       });
+    };
     let running = true;
     for (let i = 0; i < CONNECTIONS; i += 20) {
       const t = Date.now();

@@ -13,7 +13,7 @@ import { type RunningStack, type StackOptions, startStack } from "../../local/st
 export interface TestStack extends RunningStack {
   /** Unique to this stack: prefix room ids with it. */
   id: string;
-  token(userId: string, name?: string): string;
+  token(userId: string, name?: string): Promise<string>;
   /** Items of the table under a partition key. */
   items(pk: string): Promise<Record<string, unknown>[]>;
   item(pk: string, sk: string): Promise<Record<string, unknown> | undefined>;
