@@ -30,9 +30,13 @@ import { createLogger, type Logger } from "../core/logger";
 import type { ConnectionGateway, ConnectionStore, EventLog, Member } from "../core/ports";
 import { type ChatMessage, ChatMessage as ChatMessageSchema, toMessageFrame } from "../core/schemas";
 import { redisPassword } from "../core/secrets";
+import { compiledOnFirstUse } from "../core/zod";
 import { ShardLeases } from "./fanout-leases";
 import { serveHealth } from "./health";
 import { onShutdown } from "./lifecycle";
+
+/** The stream entry's message schema, compiled: every entry the worker reads is parsed with it. */
+const chatMessage = compiledOnFirstUse(ChatMessageSchema);
 
 export interface FanoutOptions {
   shards: number;
@@ -196,7 +200,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     const record: Record<string, string> = {};
     for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
     try {
-      const message = ChatMessageSchema.parse(JSON.parse(record.m ?? ""));
+      const message = chatMessage().parse(JSON.parse(record.m ?? ""));
       return { message, membershipVersion: record.v ?? "0" };
     } catch (err) {
       logger.error({ err }, "dropped a malformed fan-out entry");
