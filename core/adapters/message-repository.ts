@@ -133,7 +133,7 @@ export class PrismaMessageRepository implements MessageRepository {
       this.writes.copied++;
       return copied;
     } catch (error) {
-      if (!(error instanceof DatabaseError && PERMANENT_SQLSTATE.test(error.code ?? ""))) throw error;
+      if (!isPermanentWriteError(error)) throw error;
       this.writes.insertedAfterCopyRefused++;
     }
     // One statement over column arrays: PostgreSQL unpacks them, so a batch of thousands costs
