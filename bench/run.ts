@@ -65,7 +65,7 @@ export const PROFILES: Record<
 export interface ColdStartResultSet {
   params: ColdStartParams;
   handlers: HandlerResult[];
-  /** The Lambda runtime's SDK clients loaded alone: the least a handler that uses them can take. */
+  /** The runtime's SDK clients and each bundled client library, alone: what a handler using one cannot go below. */
   floors: FloorResult[];
 }
 

@@ -115,7 +115,7 @@ async function timeLoads(
   return { loadMs, sinceStartMs };
 }
 
-/** Builds the handler bundles and measures them, and the SDK floors beside them. */
+/** Builds the handler bundles and measures them, and the floors beside them. */
 export async function runColdStart(
   env: Record<string, string>,
   params: ColdStartParams,
