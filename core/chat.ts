@@ -3,10 +3,9 @@
  * in functions/ parse the event, call one of these with the ports it takes, and map the outcome to a
  * frame.
  */
+import { createHash } from "node:crypto";
 import { ulid } from "ulid";
-import type { RedisMessageBus } from "./adapters/redis";
-import { keys, shardOf } from "./adapters/redis";
-import type { ConnectionStore, EventLog, MessageHistory } from "./ports";
+import type { ConnectionStore, EventLog, MessageBus, MessageHistory, RateLimit, SendLedger } from "./ports";
 import {
   type ChatMessage,
   type GetHistoryFrame,
@@ -29,11 +28,11 @@ export type Port<T> = () => Promise<T>;
  */
 export interface ChatDeps {
   store: Port<ConnectionStore>;
-  bus: Port<RedisMessageBus>;
+  bus: Port<MessageBus>;
+  ledger: Port<SendLedger>;
   log: Port<EventLog>;
   history: Port<MessageHistory>;
-  rateLimit: { perSecond: number; burst: number; scope: "connection" | "user" };
-  fanoutShards: number;
+  rateLimit: RateLimit;
   connectionTtlSeconds: number;
   now?: () => number;
   newId?: () => string;
@@ -41,11 +40,14 @@ export interface ChatDeps {
 
 export type ConnectDeps = Pick<ChatDeps, "store" | "connectionTtlSeconds" | "now">;
 export type DisconnectDeps = Pick<ChatDeps, "store" | "bus">;
-export type JoinDeps = Pick<ChatDeps, "store" | "bus" | "history" | "connectionTtlSeconds" | "now">;
+export type JoinDeps = Pick<
+  ChatDeps,
+  "store" | "bus" | "ledger" | "history" | "connectionTtlSeconds" | "now"
+>;
 export type LeaveDeps = Pick<ChatDeps, "store" | "bus">;
 export type SendDeps = Pick<
   ChatDeps,
-  "store" | "bus" | "log" | "history" | "rateLimit" | "fanoutShards" | "now" | "newId"
+  "store" | "bus" | "ledger" | "log" | "history" | "rateLimit" | "now" | "newId"
 >;
 export type HistoryDeps = Pick<ChatDeps, "store" | "bus" | "history">;
 
@@ -57,7 +59,7 @@ export interface Caller {
 
 export type SendOutcome =
   | { ok: true; messageId: string; seq: number }
-  | { ok: false; code: "NOT_A_MEMBER" | "RATE_LIMITED" };
+  | { ok: false; code: "NOT_A_MEMBER" | "RATE_LIMITED" | "CONFLICT" };
 
 export type HistoryOutcome =
   | { ok: true; messages: MessageFrame[]; hasMore: boolean }
@@ -90,18 +92,20 @@ export async function disconnect(deps: DisconnectDeps, connectionId: string): Pr
 }
 
 /**
- * Joins the room (idempotent) and answers its newest seq. The membership records that seq, so the
- * fan-out never pushes the joiner a message it was told of already (one accepted just before the
- * join but delivered after it); every later one reaches it.
+ * Joins the room (idempotent) and answers its newest seq. The membership records the seq read before
+ * it was written, so the fan-out never pushes the joiner a message older than the join; the answer is
+ * read after it was written, so a message accepted in between is either pushed to the joiner or
+ * within the `lastSeq` it was told (both, at worst: clients keep a message once per seq).
  */
 export async function joinRoom(deps: JoinDeps, caller: Caller, roomId: string): Promise<{ lastSeq: number }> {
-  const lastSeq = await roomSeq(deps, roomId);
+  const before = await roomSeq(deps, roomId);
   const store = await deps.store();
-  await store.joinRoom(caller.connectionId, roomId, caller.userId, expiresAt(deps), lastSeq);
+  await store.joinRoom(caller.connectionId, roomId, caller.userId, expiresAt(deps), before);
   // Recorded in DynamoDB first, then remembered in Redis, so the joiner's sends skip the DynamoDB read.
   const bus = await deps.bus();
   await Promise.all([bus.rememberMember(roomId, caller.connectionId), bus.bumpMembership([roomId])]);
-  return { lastSeq };
+  const after = (await (await deps.ledger()).currentSeq(roomId)) ?? before;
+  return { lastSeq: Math.max(before, after) };
 }
 
 export async function leaveRoom(deps: LeaveDeps, caller: Caller, roomId: string): Promise<void> {
@@ -132,73 +136,121 @@ async function isMember(
 }
 
 /**
- * The room's newest seq. When Redis does not know the room (a new room, or a Redis that lost its
- * data) the counter is seeded from PostgreSQL, so seqs never go backwards.
+ * Where a room the ledger never counted starts: after the highest seq stored or put on the fan-out
+ * stream (a room older than the ledger). A room the ledger counts never asks again.
  */
-async function roomSeq(deps: Pick<ChatDeps, "bus" | "history">, roomId: string): Promise<number> {
-  const bus = await deps.bus();
-  const known = await bus.currentSeq(roomId);
-  if (known !== undefined) return known;
-  const stored = await (await deps.history()).maxSeq(roomId);
-  return bus.seedSeq(roomId, stored);
+async function seedOf(deps: Pick<ChatDeps, "bus" | "history">, roomId: string): Promise<number> {
+  const [stored, published] = await Promise.all([
+    deps.history().then((h) => h.maxSeq(roomId)),
+    deps.bus().then((b) => b.publishedSeq(roomId)),
+  ]);
+  return Math.max(stored, published ?? 0);
 }
 
 /**
- * Accepts a message: one atomic Redis step (dedupe, rate limit, seq, recent history, fan-out
- * stream), then the Kafka append, and only then the ack. A retry with the same clientMsgId finds the
- * dedupe record and repeats only the append if Kafka never confirmed it.
+ * Seeds a room the ledger is about to count: the fan-out stream learns where the room starts, so
+ * its first messages go out in seq order even when the second reaches Redis before the first.
+ */
+async function seedRoom(deps: Pick<ChatDeps, "bus" | "history">, roomId: string): Promise<number> {
+  const start = await seedOf(deps, roomId);
+  await (await deps.bus()).startAt(roomId, start);
+  return start;
+}
+
+/** The room's newest issued seq (0 for a room never written to). */
+async function roomSeq(deps: Pick<ChatDeps, "bus" | "ledger" | "history">, roomId: string): Promise<number> {
+  return (await (await deps.ledger()).currentSeq(roomId)) ?? (await seedOf(deps, roomId));
+}
+
+/** A digest of the text, so the ledger can tell a retry from a reuse of its clientMsgId. */
+function digestOf(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("base64url").slice(0, 22);
+}
+
+/** Appends to Kafka and then remembers that Kafka has it; the ack waits for both. */
+async function appendToLog(deps: Pick<ChatDeps, "bus" | "log">, message: ChatMessage): Promise<void> {
+  await (await deps.log()).append([message]);
+  await (await deps.bus()).markLogged(message.senderId, message.clientMsgId);
+}
+
+/**
+ * Accepts a message:
+ * 1. Redis admits it: a retry it remembers is answered at once (after appending to Kafka, if Kafka
+ *    never confirmed it); a first send draws from the rate limit.
+ * 2. The ledger (DynamoDB) issues the room's next seq and records the send under (sender,
+ *    clientMsgId), so neither a seq nor a retry depends on Redis keeping its newest writes. A retry
+ *    Redis forgot is found here and answered with its first seq; the seq just issued is skipped.
+ * 3. Redis publishes it (recent history, and the fan-out stream in seq order).
+ * 4. Kafka appends it (acks from every in-sync replica), and only then is it acked.
+ * Reusing a clientMsgId for another room or text answers CONFLICT, and nothing more is delivered or
+ * stored.
  */
 export async function sendMessage(
   deps: SendDeps,
   caller: Caller,
   frame: SendMessageFrame,
 ): Promise<SendOutcome> {
-  const { rateLimit } = deps;
   if (!(await isMember(deps, caller.connectionId, frame.roomId))) return { ok: false, code: "NOT_A_MEMBER" };
   const bus = await deps.bus();
-  const draft: Omit<ChatMessage, "seq"> = {
+  const admitted = await bus.admit(caller, frame.clientMsgId, deps.rateLimit);
+  if (admitted.status === "rate-limited") return { ok: false, code: "RATE_LIMITED" };
+  if (admitted.status === "duplicate") {
+    const { message } = admitted;
+    if (message.roomId !== frame.roomId || message.text !== frame.text)
+      return { ok: false, code: "CONFLICT" };
+    if (!admitted.logged) await appendToLog(deps, message);
+    return { ok: true, messageId: message.messageId, seq: message.seq };
+  }
+
+  const ledger = await deps.ledger();
+  const seq = await ledger.nextSeq(frame.roomId, () => seedRoom(deps, frame.roomId));
+  const message: ChatMessage = {
     messageId: (deps.newId ?? ulid)(),
     roomId: frame.roomId,
+    seq,
     senderId: caller.userId,
     ...(caller.name !== undefined ? { senderName: caller.name } : {}),
     text: frame.text,
     sentAt: new Date((deps.now ?? Date.now)()).toISOString(),
     clientMsgId: frame.clientMsgId,
   };
-  const input = {
-    message: draft,
-    rateKey:
-      rateLimit.scope === "user" ? keys.rate("user", caller.userId) : keys.rate("conn", caller.connectionId),
-    ratePerSecond: rateLimit.perSecond,
-    burst: rateLimit.burst,
-    shard: shardOf(frame.roomId, deps.fanoutShards),
-  };
-  let outcome = await bus.accept(input);
-  if (outcome.status === "no-seq") {
-    await roomSeq(deps, frame.roomId);
-    outcome = await bus.accept(input);
-  }
-  switch (outcome.status) {
-    case "rate-limited":
-      return { ok: false, code: "RATE_LIMITED" };
-    case "no-seq":
-      throw new Error(`room ${frame.roomId} has no seq counter after seeding it`);
-    case "accepted":
-    case "duplicate": {
-      const { message } = outcome;
-      if (outcome.status === "accepted" || !outcome.logged) {
-        await (await deps.log()).append([message]);
-        await bus.markLogged(message.senderId, message.clientMsgId);
-      }
-      return { ok: true, messageId: message.messageId, seq: message.seq };
+  const textDigest = digestOf(frame.text);
+  const recorded = await ledger.recordSend({ ...message, textDigest });
+  if (!recorded.recorded) {
+    // Best effort: a seq left unskipped only holds the room's stream until the fan-out releases it.
+    await bus.skip(frame.roomId, seq).catch(() => undefined);
+    const { existing } = recorded;
+    if (existing.roomId !== frame.roomId || existing.textDigest !== textDigest) {
+      return { ok: false, code: "CONFLICT" };
     }
+    // Not published again: it may have reached its room already, and its seq's place has passed.
+    const first: ChatMessage = {
+      ...message,
+      messageId: existing.messageId,
+      seq: existing.seq,
+      sentAt: existing.sentAt,
+    };
+    await (await deps.log()).append([first]);
+    await bus.remember(first);
+    return { ok: true, messageId: first.messageId, seq: first.seq };
   }
+  await bus.publish(message);
+  await appendToLog(deps, message);
+  return { ok: true, messageId: message.messageId, seq: message.seq };
+}
+
+/** Part of a room's history, and whether it stops short of a range storage has not caught up with. */
+interface Found {
+  messages: ChatMessage[];
+  /** Messages exist beyond `messages` that PostgreSQL does not hold yet and Redis no longer does. */
+  lagging: boolean;
 }
 
 /**
  * History in ascending seq. Recent messages come from Redis, older ones from PostgreSQL; the answer
- * is the same either way. Answers fewer than `limit` (with hasMore) when the frame would pass the
- * gateway's message size limit.
+ * is the same either way. Never skips: where PostgreSQL lags behind what Redis still keeps, the page
+ * stops at that range with `hasMore` (the client asks again and finds it once stored). Answers fewer
+ * than `limit` (with hasMore) when the frame would pass the gateway's message size limit.
  */
 export async function getHistory(
   deps: HistoryDeps,
@@ -211,8 +263,10 @@ export async function getHistory(
   const found = forward
     ? await pageForward(deps, frame.roomId, frame.afterSeq ?? 0, limit + 1)
     : await pageBackward(deps, frame.roomId, frame.beforeSeq ?? Number.POSITIVE_INFINITY, limit + 1);
-  let hasMore = found.length > limit;
-  const page = forward ? found.slice(0, limit) : found.slice(Math.max(0, found.length - limit));
+  let hasMore = found.lagging || found.messages.length > limit;
+  const page = forward
+    ? found.messages.slice(0, limit)
+    : found.messages.slice(Math.max(0, found.messages.length - limit));
   let frames = page.map(toMessageFrame);
   // Keep the frame under the gateway's limit, dropping from the far end of the direction asked.
   const sizes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)) + 1);
@@ -225,21 +279,30 @@ export async function getHistory(
   return { ok: true, messages: frames, hasMore };
 }
 
-/** The oldest `count` messages with seq > afterSeq. */
+/**
+ * The oldest `count` messages with seq > afterSeq: from PostgreSQL up to where Redis's recent history
+ * begins, then from Redis. If PostgreSQL ends before Redis begins, the messages between are stored
+ * nowhere this can read yet (the persister lags): the page ends there.
+ */
 async function pageForward(
   deps: Pick<ChatDeps, "bus" | "history">,
   roomId: string,
   afterSeq: number,
   count: number,
-): Promise<ChatMessage[]> {
+): Promise<Found> {
   const bus = await deps.bus();
   const floor = await bus.recentFloor(roomId);
   if (floor !== undefined && afterSeq + 1 >= floor) {
-    return bus.recentRange(roomId, afterSeq, Number.POSITIVE_INFINITY, count, "oldest");
+    return {
+      messages: await bus.recentRange(roomId, afterSeq, Number.POSITIVE_INFINITY, count, "oldest"),
+      lagging: false,
+    };
   }
   const stored = await (await deps.history()).range(roomId, { afterSeq, limit: count });
-  if (stored.length >= count || floor === undefined) return stored;
+  if (stored.length >= count || floor === undefined) return { messages: stored, lagging: false };
+  // PostgreSQL holds nothing after `last`.
   const last = stored.at(-1)?.seq ?? afterSeq;
+  if (last + 1 < floor) return { messages: stored, lagging: true };
   const recent = await bus.recentRange(
     roomId,
     last,
@@ -247,22 +310,35 @@ async function pageForward(
     count - stored.length,
     "oldest",
   );
-  return [...stored, ...recent];
+  return { messages: [...stored, ...recent], lagging: false };
 }
 
-/** The newest `count` messages with seq < beforeSeq, ascending. */
+/**
+ * The newest `count` messages with seq < beforeSeq, ascending: from Redis, then from PostgreSQL below
+ * where Redis begins. If PostgreSQL has not stored up to there, the older part is left out.
+ */
 async function pageBackward(
   deps: Pick<ChatDeps, "bus" | "history">,
   roomId: string,
   beforeSeq: number,
   count: number,
-): Promise<ChatMessage[]> {
-  const recent = await (await deps.bus()).recentRange(roomId, 0, beforeSeq, count, "newest");
+): Promise<Found> {
+  const bus = await deps.bus();
+  const recent = await bus.recentRange(roomId, 0, beforeSeq, count, "newest");
   const lowest = recent[0]?.seq ?? beforeSeq;
-  if (recent.length >= count || lowest <= 1) return recent;
-  const older = await (await deps.history()).range(roomId, {
-    ...(Number.isFinite(lowest) ? { beforeSeq: lowest } : {}),
+  if (recent.length >= count || lowest <= 1) return { messages: recent, lagging: false };
+  // Below `boundary` only PostgreSQL can answer; it must have stored everything up to it.
+  const floor = recent.length > 0 ? lowest : await bus.recentFloor(roomId);
+  const boundary = floor === undefined ? beforeSeq : Math.min(beforeSeq, floor);
+  const history = await deps.history();
+  const older = await history.range(roomId, {
+    ...(Number.isFinite(boundary) ? { beforeSeq: boundary } : {}),
     limit: count - recent.length,
   });
-  return [...older, ...recent];
+  if (floor !== undefined && (older.at(-1)?.seq ?? 0) < boundary - 1) {
+    // Seqs between the two are either stored later (lag) or were never a message; PostgreSQL's
+    // highest seq tells which: past the boundary, the persister has passed them.
+    if ((await history.maxSeq(roomId)) < boundary - 1) return { messages: recent, lagging: true };
+  }
+  return { messages: [...older, ...recent], lagging: false };
 }

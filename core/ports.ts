@@ -42,6 +42,90 @@ export interface ConnectionStore {
   listMembers(roomId: string): AsyncIterable<Member[]>;
 }
 
+/** What the ledger holds of one send: enough to answer a retry with the first ack. */
+export interface SendRecord {
+  senderId: string;
+  clientMsgId: string;
+  messageId: string;
+  roomId: string;
+  seq: number;
+  /** A digest of the text: a retry with another text is a conflict, not a duplicate. */
+  textDigest: string;
+  sentAt: string;
+}
+
+/**
+ * The durable half of accepting a message (DynamoDB): each room's seq counter and each send's
+ * (sender, clientMsgId) record. Redis is a cache on AWS and may lose its newest writes in a
+ * failover; these may not be lost, or a seq would be issued twice and a retry stored twice.
+ */
+export interface SendLedger {
+  /**
+   * Issues the room's next seq: never the same one twice, never lower than one issued before. A
+   * room the ledger has never counted starts after `seed()` (the highest seq stored elsewhere).
+   */
+  nextSeq(roomId: string, seed: () => Promise<number>): Promise<number>;
+  /** The highest seq issued in the room, or undefined when the ledger has never counted it. */
+  currentSeq(roomId: string): Promise<number | undefined>;
+  /**
+   * Records the send unless (sender, clientMsgId) is recorded already; then answers that record,
+   * and nothing is written.
+   */
+  recordSend(record: SendRecord): Promise<{ recorded: true } | { recorded: false; existing: SendRecord }>;
+}
+
+/** Whose allowance a send or action draws from. */
+export interface RateLimit {
+  scope: "connection" | "user";
+  perSecond: number;
+  burst: number;
+}
+
+export type AdmitOutcome =
+  | { status: "admitted" }
+  | { status: "duplicate"; message: ChatMessage; logged: boolean }
+  | { status: "rate-limited" };
+
+/**
+ * The message bus (Redis): the fast, cached half of accepting a message and of reading history,
+ * and the fan-out stream. Whatever it holds may be lost (a failover, an eviction) without losing
+ * or doubling an acked message: the ledger and the event log hold what must not be.
+ */
+export interface MessageBus {
+  /** A retry the bus remembers is answered from it; anything else draws a token from the bucket. */
+  admit(
+    sender: { userId: string; connectionId: string },
+    clientMsgId: string,
+    rate: RateLimit,
+  ): Promise<AdmitOutcome>;
+  /** Recent history, the fan-out stream in seq order, and the retry cache until Kafka confirms. */
+  publish(message: ChatMessage): Promise<void>;
+  /** A seq the ledger issued to no message (a conflicting retry): later seqs need not wait for it. */
+  skip(roomId: string, seq: number): Promise<void>;
+  /** Caches a send that Kafka has, for retries. */
+  remember(message: ChatMessage): Promise<void>;
+  markLogged(senderId: string, clientMsgId: string): Promise<void>;
+  /** Where a room the ledger starts counting begins: its stream waits for `seq + 1` first. */
+  startAt(roomId: string, seq: number): Promise<void>;
+  /** The highest seq on the room's fan-out stream, or undefined when the bus does not know the room. */
+  publishedSeq(roomId: string): Promise<number | undefined>;
+  /** Whether the membership is remembered; false means "ask the connection store". */
+  knownMember(roomId: string, connectionId: string): Promise<boolean>;
+  rememberMember(roomId: string, connectionId: string): Promise<void>;
+  forgetMember(roomIds: string[], connectionId: string): Promise<void>;
+  bumpMembership(roomIds: string[]): Promise<void>;
+  /** The lowest seq of the room's recent history, or undefined when it holds none. */
+  recentFloor(roomId: string): Promise<number | undefined>;
+  /** Messages with after < seq < before, the `limit` nearest `from`'s side, ascending. */
+  recentRange(
+    roomId: string,
+    after: number,
+    before: number,
+    limit: number,
+    from: "oldest" | "newest",
+  ): Promise<ChatMessage[]>;
+}
+
 /** Delivery to one connection through the API Gateway management API. */
 export interface ConnectionGateway {
   /** Answers "gone" when the connection no longer exists (HTTP 410). Other failures throw. */

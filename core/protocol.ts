@@ -15,6 +15,8 @@ export const ERROR_CODES = [
   "TOO_LARGE",
   "RATE_LIMITED",
   "INTERNAL",
+  // v1.1
+  "CONFLICT",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

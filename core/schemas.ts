@@ -94,7 +94,15 @@ export type MessageRecord = z.infer<typeof MessageRecord>;
 /** Token claims (PROTOCOL.md, Connecting). */
 export const TokenClaims = z.object({
   sub: z.string().check(z.regex(USER_ID_PATTERN, "sub must be 1-64 characters of A-Z a-z 0-9 _ . @ -")),
-  name: z.optional(z.string().check(z.maxLength(MAX_NAME_LENGTH))),
+  // The name is stored with every message: what PostgreSQL cannot hold byte for byte is refused here,
+  // at the upgrade, rather than acked and dead-lettered later.
+  name: z.optional(
+    z.string().check(
+      z.maxLength(MAX_NAME_LENGTH),
+      z.refine((t) => t.isWellFormed(), "name must be well-formed Unicode (no lone surrogates)"),
+      z.refine((t) => !t.includes("\u0000"), "name must not contain the NUL character (U+0000)"),
+    ),
+  ),
   exp: z.number().check(z.int()),
 });
 export type TokenClaims = z.infer<typeof TokenClaims>;

@@ -4,6 +4,7 @@ import { config } from "../core/config";
 import { JoinRoomFrame } from "../core/schemas";
 import { messageBus } from "../core/wiring/bus";
 import { messageHistory } from "../core/wiring/history";
+import { sendLedger } from "../core/wiring/ledger";
 import { connectionStore } from "../core/wiring/store";
 import { describeIssue, errorReply, reply, route } from "./respond";
 
@@ -15,6 +16,7 @@ export const handler = route("joinRoom", async (body, caller) => {
     {
       store: connectionStore,
       bus: messageBus,
+      ledger: sendLedger,
       history: messageHistory,
       connectionTtlSeconds: config.table().connectionTtlSeconds,
     },

@@ -1,9 +1,10 @@
-/** `sendMessage`: validate, accept (dedupe, seq, fan-out), append to Kafka, then ack. */
+/** `sendMessage`: validate, admit, issue the seq and record the send, publish, append to Kafka, then ack. */
 import { sendMessage } from "../core/chat";
 import { config } from "../core/config";
 import { codePointLength, MAX_TEXT_CODE_POINTS, SendMessageFrame } from "../core/schemas";
 import { messageBus } from "../core/wiring/bus";
 import { messageHistory } from "../core/wiring/history";
+import { sendLedger } from "../core/wiring/ledger";
 import { eventLog } from "../core/wiring/log";
 import { connectionStore } from "../core/wiring/store";
 import { describeIssue, errorReply, reply, route } from "./respond";
@@ -11,6 +12,7 @@ import { describeIssue, errorReply, reply, route } from "./respond";
 const ERRORS = {
   NOT_A_MEMBER: "Join the room before sending to it.",
   RATE_LIMITED: "Too many messages: slow down and retry with the same clientMsgId.",
+  CONFLICT: "This clientMsgId was already used for another message; give each new message a new clientMsgId.",
 } as const;
 
 export const handler = route("sendMessage", async (body, caller) => {
@@ -24,10 +26,10 @@ export const handler = route("sendMessage", async (body, caller) => {
     {
       store: connectionStore,
       bus: messageBus,
+      ledger: sendLedger,
       log: eventLog,
       history: messageHistory,
       rateLimit: config.rateLimit(),
-      fanoutShards: config.fanout().shards,
     },
     caller,
     frame.data,

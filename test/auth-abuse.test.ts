@@ -1,6 +1,6 @@
 /**
  * Auth and abuse: tokens that are expired, not yet valid, badly signed, `alg: none`, of another
- * algorithm, oversized or for an empty `sub` are refused with 401 and leave no record; a client cannot
+ * algorithm, oversized, for an empty `sub` or with a name that cannot be stored are refused with 401 and leave no record; a client cannot
  * send as another user nor read a room its connection has not joined; the rate limit, scoped to the
  * user here, holds across several connections of one user; and a flood from one connection does not
  * hold up another user's messages.
@@ -88,6 +88,17 @@ async function badTokens(): Promise<[string, string][]> {
     ["no sub", await craftToken({ exp: now() + 3600 }, secret)],
     ["sub out of its pattern", await craftToken({ sub: "a b/../c", exp: now() + 3600 }, secret)],
     ["no exp", await craftToken({ sub: "mallory" }, secret)],
+    // PROTOCOL.md v1.1: a name PostgreSQL could not store byte for byte would make every message
+    // acked and never stored.
+    ["name with NUL", await craftToken({ sub: "mallory", name: "Mal\u0000lory", exp: now() + 3600 }, secret)],
+    [
+      "name with a lone surrogate",
+      await craftToken({ sub: "mallory", name: "Mal\ud800lory", exp: now() + 3600 }, secret),
+    ],
+    [
+      "name over 64 characters",
+      await craftToken({ sub: "mallory", name: "m".repeat(65), exp: now() + 3600 }, secret),
+    ],
     ["not a JWT", "not.a.jwt"],
     ["empty", ""],
   ];

@@ -15,6 +15,10 @@
  * - Messages accepted by Redis whose Kafka append was never confirmed (the sender's handler died
  *   between the two) are appended by a sweeper that one worker at a time runs, so every message that
  *   was delivered is also stored.
+ * - A room whose stream waits for a seq that never came (its sender died between the ledger and
+ *   Redis) is released after `releaseHeldMs`: its later messages go out, and the gap is a client's
+ *   getHistory away.
+ * - Delivered entries are trimmed from the stream, so its memory is what is still to deliver.
  */
 
 import { randomUUID } from "node:crypto";
@@ -51,6 +55,8 @@ export interface FanoutOptions {
   postAttempts?: number;
   /** Accepted messages older than this without a confirmed Kafka append are appended by the sweeper. */
   sweepAfterMs?: number;
+  /** How long a room's stream waits for a missing seq before its later messages go out anyway. */
+  releaseHeldMs?: number;
 }
 
 export interface FanoutDeps {
@@ -109,6 +115,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   const memberCacheMs = options.memberCacheMs ?? 60_000;
   const postAttempts = options.postAttempts ?? 4;
   const sweepAfterMs = options.sweepAfterMs ?? 10_000;
+  const releaseHeldMs = options.releaseHeldMs ?? 2_000;
   const leases = new ShardLeases(redis, options.workerId, options.shards, options.leaseMs);
   const limit = semaphore(options.concurrency);
   const owned = new Set<number>();
@@ -126,6 +133,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   let stopping = false;
   let ticker: NodeJS.Timeout | undefined;
   let sweeper: NodeJS.Timeout | undefined;
+  let releaser: NodeJS.Timeout | undefined;
   let ticking: Promise<void> = Promise.resolve();
 
   async function membersOf(roomId: string, version: string): Promise<Member[]> {
@@ -265,6 +273,8 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
         }
         cursor = last;
         await deliverBatch(shard, batch);
+        // Every entry before this batch is delivered: only what is still to deliver stays.
+        await deps.redis.xtrim(stream, "MINID", "~", batch[0]?.[0] as string);
       }
     } catch (err) {
       logger.error({ shard, err }, "shard loop failed; the shard will be taken again");
@@ -333,6 +343,17 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
       ticker = setInterval(() => {
         ticking = ticking.then(balance).catch((err) => logger.error({ err }, "balancing failed"));
       }, every);
+      releaser = setInterval(
+        () => {
+          void bus
+            .releaseHeld(releaseHeldMs)
+            .then((n) => {
+              if (n > 0) logger.warn({ rooms: n }, "released rooms that waited for a seq that never came");
+            })
+            .catch((err) => logger.error({ err }, "releasing held rooms failed"));
+        },
+        Math.max(200, Math.floor(releaseHeldMs / 2)),
+      );
       if (deps.log) {
         const log = deps.log;
         sweeper = setInterval(
@@ -349,6 +370,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
       stopping = true;
       clearInterval(ticker);
       clearInterval(sweeper);
+      clearInterval(releaser);
       await ticking;
       owned.clear();
       await Promise.all(loops.values());

@@ -1,7 +1,8 @@
 /**
  * Where the time goes: each hop of the message path measured alone, one call after another, against
  * the same local services, so that the end-to-end figures of the fan-out run can be read hop by hop:
- * the membership GetItem, the Redis accept script, the Kafka append (acks all), a gateway round trip
+ * the membership GetItem, the Redis admit script, the DynamoDB seq and send record, the Redis
+ * publish script, the Kafka append (acks all), a gateway round trip
  * (frame in, handler, route response out), and PostToConnection through the real SDK client and
  * through a plain kept-alive HTTP client, one at a time and at the worker's concurrency.
  */
@@ -11,10 +12,15 @@ import { performance } from "node:perf_hooks";
 import { PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { Redis } from "ioredis";
 import WebSocket from "ws";
-import { createDynamoClient, DynamoConnectionStore, ensureTable } from "../../core/adapters/dynamo";
+import {
+  createDynamoClient,
+  DynamoConnectionStore,
+  DynamoSendLedger,
+  ensureTable,
+} from "../../core/adapters/dynamo";
 import { createKafka, ensureTopics, KafkaEventLog } from "../../core/adapters/kafka";
 import { createManagementClient, ManagementApiGateway } from "../../core/adapters/management";
-import { RedisMessageBus, redisOptions, shardOf } from "../../core/adapters/redis";
+import { RedisMessageBus, redisOptions } from "../../core/adapters/redis";
 import { startGateway } from "../../local/gateway";
 import { isolatedNames } from "../../local/isolation";
 import { progress } from "../lib/progress";
@@ -97,8 +103,7 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
   });
 
   const redis = new Redis(env.REDIS_URL as string, redisOptions());
-  const bus = new RedisMessageBus(redis);
-  await bus.seedSeq(roomId, 0);
+  const bus = new RedisMessageBus(redis, { shards: 16 });
   const draft = (i: number) => ({
     messageId: `${id}-${i + 1}`,
     roomId,
@@ -107,17 +112,22 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     sentAt: new Date().toISOString(),
     clientMsgId: `c${i + 1}`,
   });
+  const rate = { scope: "connection" as const, perSecond: 1e6, burst: 1e6 };
   hops.push({
-    hop: "Redis accept script",
-    latencyMs: await time(n, (i) =>
-      bus.accept({
-        message: draft(i),
-        rateKey: `${id}:rate`,
-        ratePerSecond: 1e6,
-        burst: 1e6,
-        shard: shardOf(roomId, 16),
-      }),
-    ),
+    hop: "Redis admit script",
+    latencyMs: await time(n, (i) => bus.admit({ userId: "u1", connectionId: "c1" }, `c${i + 1}`, rate)),
+  });
+  const ledger = new DynamoSendLedger(dynamo, isolatedNames(id).TABLE_NAME);
+  hops.push({
+    hop: "DynamoDB seq and send record",
+    latencyMs: await time(n, async (i) => {
+      const seq = await ledger.nextSeq(roomId, async () => 0);
+      await ledger.recordSend({ ...draft(i), seq, textDigest: "x" });
+    }),
+  });
+  hops.push({
+    hop: "Redis publish script",
+    latencyMs: await time(n, (i) => bus.publish({ ...draft(i), seq: i + 1 })),
   });
 
   await ensureTopics(createKafka());

@@ -5,13 +5,17 @@
  * |-------------|---------------|---------------|---------------|---------------|
  * | connection  | CONN#{connId} | META          |               |               |
  * | membership  | ROOM#{roomId} | CONN#{connId} | CONN#{connId} | ROOM#{roomId} |
+ * | room seq    | SEQ#{roomId}  | META          |               |               |
+ * | send record | SENT#{userId}#{clientMsgId} | META |           |               |
  *
  * A room's members are one paginated, strongly consistent Query on the base table (no Scan), so a
  * join is visible to the next message's fan-out. A connection's memberships are one Query on gsi1, for
- * the clean-up on disconnect. Every item carries `expiresAt` for TTL, because `$disconnect` is best
- * effort.
+ * the clean-up on disconnect. Connection and membership items carry `expiresAt` for TTL, because
+ * `$disconnect` is best effort; a send record carries it for the retry window; a room's seq counter
+ * never expires (a seq is never issued twice).
  */
 import {
+  ConditionalCheckFailedException,
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
@@ -25,14 +29,20 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { config } from "../config";
 import { DependencyError } from "../errors";
-import type { ConnectionRecord, ConnectionStore, Member } from "../ports";
+import type { ConnectionRecord, ConnectionStore, Member, SendLedger, SendRecord } from "../ports";
 
 const connKey = (connectionId: string) => `CONN#${connectionId}`;
 const roomKey = (roomId: string) => `ROOM#${roomId}`;
 const META = "META";
+const seqKey = (roomId: string) => ({ pk: `SEQ#${roomId}`, sk: META });
+const sentKey = (senderId: string, clientMsgId: string) => ({
+  pk: `SENT#${senderId}#${clientMsgId}`,
+  sk: META,
+});
 
 /** A DynamoDB client for the configured region, or for DYNAMODB_ENDPOINT (dynalite) when set. */
 export function createDynamoClient(): DynamoDBClient {
@@ -43,6 +53,9 @@ export function createDynamoClient(): DynamoDBClient {
       ? { endpoint: dynamoEndpoint, credentials: { accessKeyId: "local", secretAccessKey: "local" } }
       : {}),
     maxAttempts: 3,
+    // Every call answers well inside a handler's timeout, so a stalled DynamoDB is an INTERNAL the
+    // client retries, not a Lambda that times out without a word.
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 2000 },
   });
 }
 
@@ -196,6 +209,112 @@ export class DynamoConnectionStore implements ConnectionStore {
       }));
       start = page.LastEvaluatedKey;
     } while (start);
+  }
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error instanceof Error && error.name === "ConditionalCheckFailedException")
+  );
+}
+
+/** The send ledger over the same table: atomic counters and conditional puts, strongly consistent. */
+export class DynamoSendLedger implements SendLedger {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly table: string = config.table().name,
+    /** How long a send record answers retries. */
+    private readonly retryWindowSeconds = 24 * 60 * 60,
+  ) {
+    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  nextSeq(roomId: string, seed: () => Promise<number>): Promise<number> {
+    return wrap("next seq", async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const out = await this.doc.send(
+            new UpdateCommand({
+              TableName: this.table,
+              Key: seqKey(roomId),
+              UpdateExpression: "ADD #seq :one",
+              ConditionExpression: "attribute_exists(#seq)",
+              ExpressionAttributeNames: { "#seq": "seq" },
+              ExpressionAttributeValues: { ":one": 1 },
+              ReturnValues: "UPDATED_NEW",
+            }),
+          );
+          return Number(out.Attributes?.seq);
+        } catch (error) {
+          if (!isConditionFailure(error) || attempt > 0) throw error;
+        }
+        // The room was never counted here: start after what is stored elsewhere. A concurrent
+        // seeder may win; either way the counter then exists and the ADD above goes through.
+        const start = await seed();
+        try {
+          await this.doc.send(
+            new PutCommand({
+              TableName: this.table,
+              Item: { ...seqKey(roomId), seq: start },
+              ConditionExpression: "attribute_not_exists(pk)",
+            }),
+          );
+        } catch (error) {
+          if (!isConditionFailure(error)) throw error;
+        }
+      }
+    });
+  }
+
+  currentSeq(roomId: string): Promise<number | undefined> {
+    return wrap("read seq", async () => {
+      const out = await this.doc.send(
+        new GetCommand({ TableName: this.table, Key: seqKey(roomId), ConsistentRead: true }),
+      );
+      return out.Item ? Number(out.Item.seq) : undefined;
+    });
+  }
+
+  recordSend(record: SendRecord): Promise<{ recorded: true } | { recorded: false; existing: SendRecord }> {
+    return wrap("record send", async () => {
+      const key = sentKey(record.senderId, record.clientMsgId);
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: {
+              ...key,
+              ...record,
+              expiresAt: Math.floor(Date.now() / 1000) + this.retryWindowSeconds,
+            },
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        );
+        return { recorded: true as const };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+      const out = await this.doc.send(
+        new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
+      );
+      const item = out.Item;
+      if (!item) throw new Error("a send record refused as existing could not be read back");
+      return {
+        recorded: false as const,
+        existing: {
+          senderId: String(item.senderId),
+          clientMsgId: String(item.clientMsgId),
+          messageId: String(item.messageId),
+          roomId: String(item.roomId),
+          seq: Number(item.seq),
+          textDigest: String(item.textDigest),
+          sentAt: String(item.sentAt),
+        },
+      };
+    });
   }
 }
 

@@ -1,29 +1,40 @@
 /**
- * The message bus over Redis: one atomic step accepts a message (dedupe on sender and clientMsgId,
- * rate limit, next seq of the room, recent history, fan-out stream), plus the reads and small writes
- * around it. Keys:
+ * The message bus over Redis: the fast half of accepting a message (rate limit, a cache of recent
+ * sends for retries, the room's recent history, the fan-out stream in seq order), plus the reads and
+ * small writes around it. Redis is a cache here: what may not be lost (each room's seq counter and
+ * each send's record) is kept by the send ledger in DynamoDB, and everything below either expires
+ * or is trimmed, so a Redis node's memory is bounded by design (README, "Redis memory"). Keys:
  *
- * - `dedupe:{senderId}:{clientMsgId}`  hash: m = message JSON, s = "a" (accepted) | "l" (in the log)
- * - `room:{roomId}:seq`                the room's newest seq
+ * - `dedupe:{senderId}:{clientMsgId}`  hash: m = message JSON, s = "a" (accepted) | "l" (in the log);
+ *                                      kept until Kafka has it, then `dedupeTtlSeconds`
+ * - `room:{roomId}:seq`                the highest seq put on the fan-out stream
+ * - `room:{roomId}:held`               sorted set of messages waiting for a lower seq (a skipped seq
+ *                                      has the member "-{seq}")
  * - `room:{roomId}:recent`             sorted set of the newest messages, scored by seq
  * - `room:{roomId}:mver`               membership version, bumped on join, leave and clean-up
  * - `room:{roomId}:members`            set of connections DynamoDB confirmed as members (a cache)
  * - `fanout:{shard}`                   stream the fan-out workers read; a room always maps to one shard
+ * - `fanout:held`                      sorted set of rooms with held messages, by when they began
  * - `rl:{scope}:{id}`                  token bucket of the rate limit
  * - `log:pending`                      dedupe keys accepted but not yet confirmed by Kafka, by time
+ *
+ * Every room key expires `roomTtlSeconds` after the room's last message or membership change.
  */
 import type { Redis, RedisOptions } from "ioredis";
 import { config } from "../config";
 import { DependencyError } from "../errors";
+import type { AdmitOutcome, MessageBus, RateLimit } from "../ports";
 import type { ChatMessage } from "../schemas";
 
 export const keys = {
   dedupe: (senderId: string, clientMsgId: string) => `dedupe:${senderId}:${clientMsgId}`,
   seq: (roomId: string) => `room:${roomId}:seq`,
+  held: (roomId: string) => `room:${roomId}:held`,
   recent: (roomId: string) => `room:${roomId}:recent`,
   membershipVersion: (roomId: string) => `room:${roomId}:mver`,
   members: (roomId: string) => `room:${roomId}:members`,
   stream: (shard: number) => `fanout:${shard}`,
+  heldRooms: "fanout:held",
   rate: (scope: string, id: string) => `rl:${scope}:${id}`,
   pendingLog: "log:pending",
 };
@@ -41,62 +52,122 @@ export function shardOf(roomId: string, shards: number): number {
 /** API Gateway closes every connection within 2 hours; a remembered membership outlives none. */
 const MEMBERS_TTL_SECONDS = 3 * 60 * 60;
 
-const ACCEPT = `
-local d = redis.call('HMGET', KEYS[1], 'm', 's')
-if d[1] then return {'dup', d[1], d[2]} end
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'noseq'} end
-local rate = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
+/** A room quiet for this long leaves Redis; its history is then read from PostgreSQL. */
+const ROOM_TTL_SECONDS = 24 * 60 * 60;
+
+/** A send that Kafka never confirmed stays until the sweeper has appended it, up to this long. */
+const PENDING_TTL_SECONDS = 7 * 24 * 60 * 60;
+
+const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[5], 'tokens', 'ts')
+`;
+
+/** A retry is answered from the dedupe record; a first send draws from the token bucket. */
+const ADMIT = `${NOW}
+local d = redis.call('HMGET', KEYS[1], 'm', 's')
+if d[1] then return {'dup', d[1], d[2]} end
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
 local tokens = tonumber(b[1]) or burst
 local ts = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
 local ttl = math.ceil(burst * 1000 / rate) + 1000
-if tokens < 1 then
-  redis.call('HSET', KEYS[5], 'tokens', tostring(tokens), 'ts', now)
-  redis.call('PEXPIRE', KEYS[5], ttl)
-  return {'limited'}
+local admitted = tokens >= 1
+if admitted then tokens = tokens - 1 end
+redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'ts', now)
+redis.call('PEXPIRE', KEYS[2], ttl)
+if admitted then return {'ok'} end
+return {'limited'}
+`;
+
+/**
+ * Puts held messages that are next in seq order on the stream. KEYS: seq, held, stream, mver.
+ * Expects \`pub\` (the highest seq on the stream) and \`ttl\` in scope; leaves \`pub\` updated.
+ */
+const DRAIN = `
+local mv = redis.call('GET', KEYS[4]) or '0'
+while true do
+  local nxt = redis.call('ZRANGEBYSCORE', KEYS[2], pub + 1, pub + 1)
+  if #nxt == 0 then break end
+  for _, m in ipairs(nxt) do
+    if string.sub(m, 1, 1) == '{' then
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'm', m, 'v', mv)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], pub + 1, pub + 1)
+  pub = pub + 1
 end
-redis.call('HSET', KEYS[5], 'tokens', tostring(tokens - 1), 'ts', now)
-redis.call('PEXPIRE', KEYS[5], ttl)
-local seq = redis.call('INCR', KEYS[2])
-local m = '{"seq":' .. seq .. ARGV[1]
-redis.call('HSET', KEYS[1], 'm', m, 's', 'a')
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[7], now, ARGV[7])
-redis.call('ZADD', KEYS[3], seq, m)
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[4]) + 1))
-local mv = redis.call('GET', KEYS[6]) or '0'
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'm', m, 'v', mv)
-return {'ok', m}
+redis.call('SET', KEYS[1], pub, 'EX', ttl)
+`;
+
+/**
+ * Publishes a message under the seq the ledger issued, or skips a seq issued to nothing (m = '').
+ * Seqs come from DynamoDB, so two sends of one room may reach Redis out of order: a message whose
+ * predecessor is not on the stream yet is held until it is (or until the fan-out releases a room
+ * held too long, after a sender died between the two steps). The stream stays in seq order per room.
+ *
+ * KEYS: seq, held, stream, mver, dedupe, recent, pendingLog, heldRooms
+ * ARGV: streamMaxLen, roomTtl, m, seq, recentSize, pendingTtl, pendingMember, roomId
+ */
+const PUBLISH = `${NOW}
+local ttl = tonumber(ARGV[2])
+local seq = tonumber(ARGV[4])
+local m = ARGV[3]
+if m ~= '' then
+  redis.call('HSET', KEYS[5], 'm', m, 's', 'a')
+  redis.call('EXPIRE', KEYS[5], ARGV[6])
+  redis.call('ZADD', KEYS[7], now, ARGV[7])
+  redis.call('ZADD', KEYS[6], seq, m)
+  redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -(tonumber(ARGV[5]) + 1))
+  redis.call('EXPIRE', KEYS[6], ttl)
+end
+local pub = tonumber(redis.call('GET', KEYS[1]))
+if pub and seq > pub + 1 then
+  if m == '' then m = '-' .. seq end
+  redis.call('ZADD', KEYS[2], seq, m)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('ZADD', KEYS[8], 'NX', now, ARGV[8])
+  return 'held'
+end
+if m ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'm', m, 'v', redis.call('GET', KEYS[4]) or '0')
+end
+if not pub or seq > pub then pub = seq end
+${DRAIN}
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('ZREM', KEYS[8], ARGV[8]) end
+return 'published'
+`;
+
+/** Gives up waiting for a held room's missing seq: publishes from its lowest held message on. */
+const RELEASE = `
+local ttl = tonumber(ARGV[2])
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #first == 0 then
+  redis.call('ZREM', KEYS[5], ARGV[3])
+  return 0
+end
+local pub = tonumber(first[2]) - 1
+${DRAIN}
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('ZREM', KEYS[5], ARGV[3]) end
+return 1
 `;
 
 const MARK_LOGGED = `
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 's', 'l') end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 's', 'l')
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 `;
 
-export type AcceptOutcome =
-  | { status: "accepted"; message: ChatMessage }
-  | { status: "duplicate"; message: ChatMessage; logged: boolean }
-  | { status: "rate-limited" }
-  | { status: "no-seq" };
-
-export interface AcceptInput {
-  message: Omit<ChatMessage, "seq">;
-  /** The token bucket to draw from: per connection or per user. */
-  rateKey: string;
-  ratePerSecond: number;
-  burst: number;
-  shard: number;
-}
-
 type BusRedis = Redis & {
-  chatAccept(...args: (string | number)[]): Promise<string[]>;
-  chatMarkLogged(...args: string[]): Promise<number>;
+  chatAdmit(...args: (string | number)[]): Promise<string[]>;
+  chatPublish(...args: (string | number)[]): Promise<string>;
+  chatRelease(...args: (string | number)[]): Promise<number>;
+  chatMarkLogged(...args: (string | number)[]): Promise<number>;
 };
 
 /** Options for a client to the configured Redis; `password` comes from Secrets Manager on AWS. */
@@ -108,6 +179,8 @@ export function redisOptions(password?: string): RedisOptions {
     tls: config.redis().url.startsWith("rediss://") ? {} : undefined,
     maxRetriesPerRequest: 2,
     connectTimeout: 3000,
+    // A stalled Redis answers INTERNAL well within a handler's timeout.
+    commandTimeout: 2000,
     enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(1000, 50 * 2 ** Math.min(times, 5)),
   };
@@ -119,47 +192,57 @@ function wrap<T>(what: string, work: Promise<T>): Promise<T> {
   });
 }
 
-export class RedisMessageBus {
-  readonly redis: BusRedis;
+export interface BusOptions {
+  recentSize?: number;
+  shards?: number;
+  streamMaxLen?: number;
+  /** How long a send Kafka has confirmed stays cached for retries (DynamoDB answers after that). */
+  dedupeTtlSeconds?: number;
+  roomTtlSeconds?: number;
+}
 
-  constructor(
-    redis: Redis,
-    private readonly recentSize: number = config.redis().recentHistory,
-    private readonly streamMaxLen = 100_000,
-    private readonly dedupeTtlSeconds = 24 * 60 * 60,
-  ) {
-    redis.defineCommand("chatAccept", { numberOfKeys: 7, lua: ACCEPT });
+export class RedisMessageBus implements MessageBus {
+  readonly redis: BusRedis;
+  private readonly recentSize: number;
+  private readonly shards: number;
+  private readonly streamMaxLen: number;
+  private readonly dedupeTtlSeconds: number;
+  private readonly roomTtlSeconds: number;
+
+  constructor(redis: Redis, options: BusOptions = {}) {
+    redis.defineCommand("chatAdmit", { numberOfKeys: 2, lua: ADMIT });
+    redis.defineCommand("chatPublish", { numberOfKeys: 8, lua: PUBLISH });
+    redis.defineCommand("chatRelease", { numberOfKeys: 5, lua: RELEASE });
     redis.defineCommand("chatMarkLogged", { numberOfKeys: 2, lua: MARK_LOGGED });
     this.redis = redis as BusRedis;
+    this.recentSize = options.recentSize ?? config.redis().recentHistory;
+    this.shards = options.shards ?? config.fanout().shards;
+    this.streamMaxLen = options.streamMaxLen ?? 100_000;
+    this.dedupeTtlSeconds = options.dedupeTtlSeconds ?? 15 * 60;
+    this.roomTtlSeconds = options.roomTtlSeconds ?? ROOM_TTL_SECONDS;
   }
 
-  /** The atomic step of sendMessage. `no-seq` means the room's counter is unknown: seed it, then retry. */
-  async accept(input: AcceptInput): Promise<AcceptOutcome> {
-    const { message } = input;
-    const body = JSON.stringify(message);
+  /** The fan-out stream shard of a room. */
+  shardOf(roomId: string): number {
+    return shardOf(roomId, this.shards);
+  }
+
+  /**
+   * The first step of a send: a retry Redis remembers is answered from its record; anything else
+   * draws one token from the caller's bucket.
+   */
+  async admit(
+    sender: { userId: string; connectionId: string },
+    clientMsgId: string,
+    rate: RateLimit,
+  ): Promise<AdmitOutcome> {
+    const rateKey =
+      rate.scope === "user" ? keys.rate("user", sender.userId) : keys.rate("conn", sender.connectionId);
     const reply = await wrap(
-      "accept",
-      this.redis.chatAccept(
-        keys.dedupe(message.senderId, message.clientMsgId),
-        keys.seq(message.roomId),
-        keys.recent(message.roomId),
-        keys.stream(input.shard),
-        input.rateKey,
-        keys.membershipVersion(message.roomId),
-        keys.pendingLog,
-        `,${body.slice(1)}`,
-        input.ratePerSecond,
-        input.burst,
-        this.recentSize,
-        this.dedupeTtlSeconds,
-        this.streamMaxLen,
-        // The pending set names the dedupe key as callers see it, without any client key prefix.
-        keys.dedupe(message.senderId, message.clientMsgId),
-      ),
+      "admit",
+      this.redis.chatAdmit(keys.dedupe(sender.userId, clientMsgId), rateKey, rate.perSecond, rate.burst),
     );
     switch (reply[0]) {
-      case "ok":
-        return { status: "accepted", message: JSON.parse(reply[1] as string) as ChatMessage };
       case "dup":
         return {
           status: "duplicate",
@@ -169,8 +252,88 @@ export class RedisMessageBus {
       case "limited":
         return { status: "rate-limited" };
       default:
-        return { status: "no-seq" };
+        return { status: "admitted" };
     }
+  }
+
+  /**
+   * Puts the message on its room's recent history and, in seq order, on the fan-out stream, and
+   * remembers it for retries and for the sweeper until Kafka confirms it.
+   */
+  async publish(message: ChatMessage): Promise<void> {
+    await this.runPublish(message.roomId, message.seq, message);
+  }
+
+  /** Tells the stream that a seq the ledger issued carries no message, so later ones need not wait. */
+  async skip(roomId: string, seq: number): Promise<void> {
+    await this.runPublish(roomId, seq, undefined);
+  }
+
+  private async runPublish(roomId: string, seq: number, message: ChatMessage | undefined): Promise<void> {
+    // A skipped seq touches neither a dedupe record nor the pending set: the script leaves KEYS[5] be.
+    const dedupeKey = message ? keys.dedupe(message.senderId, message.clientMsgId) : keys.seq(roomId);
+    await wrap(
+      "publish",
+      this.redis.chatPublish(
+        keys.seq(roomId),
+        keys.held(roomId),
+        keys.stream(this.shardOf(roomId)),
+        keys.membershipVersion(roomId),
+        dedupeKey,
+        keys.recent(roomId),
+        keys.pendingLog,
+        keys.heldRooms,
+        this.streamMaxLen,
+        this.roomTtlSeconds,
+        message ? JSON.stringify(message) : "",
+        seq,
+        this.recentSize,
+        PENDING_TTL_SECONDS,
+        // The pending set names the dedupe key as callers see it, without any client key prefix.
+        dedupeKey,
+        roomId,
+      ),
+    );
+  }
+
+  /**
+   * Releases rooms whose stream has waited longer than `heldMs` for a seq that never came (its
+   * sender died between the ledger and Redis): their held messages go out, in seq order.
+   */
+  async releaseHeld(heldMs: number): Promise<number> {
+    const rooms = await wrap(
+      "held rooms",
+      this.redis.zrangebyscore(keys.heldRooms, "-inf", Date.now() - heldMs, "LIMIT", 0, 100),
+    );
+    for (const roomId of rooms) {
+      await wrap(
+        "release",
+        this.redis.chatRelease(
+          keys.seq(roomId),
+          keys.held(roomId),
+          keys.stream(this.shardOf(roomId)),
+          keys.membershipVersion(roomId),
+          keys.heldRooms,
+          this.streamMaxLen,
+          this.roomTtlSeconds,
+          roomId,
+        ),
+      );
+    }
+    return rooms.length;
+  }
+
+  /** Caches a send the ledger answered, as Kafka has it, so the next retry is answered here. */
+  async remember(message: ChatMessage): Promise<void> {
+    const key = keys.dedupe(message.senderId, message.clientMsgId);
+    await wrap(
+      "remember",
+      this.redis
+        .multi()
+        .hset(key, "m", JSON.stringify(message), "s", "l")
+        .expire(key, this.dedupeTtlSeconds)
+        .exec(),
+    );
   }
 
   /** Records that Kafka has the message, so a retry need not append it again. */
@@ -181,6 +344,7 @@ export class RedisMessageBus {
         keys.dedupe(senderId, clientMsgId),
         keys.pendingLog,
         keys.dedupe(senderId, clientMsgId),
+        this.dedupeTtlSeconds,
       ),
     );
   }
@@ -200,19 +364,19 @@ export class RedisMessageBus {
     return out;
   }
 
-  /** The room's newest seq, or undefined when Redis does not know the room (new, or Redis lost it). */
-  async currentSeq(roomId: string): Promise<number | undefined> {
-    const v = await wrap("read seq", this.redis.get(keys.seq(roomId)));
-    return v === null ? undefined : Number(v);
+  /**
+   * Sets the room's stream cursor where it is missing. Without one, a message is put on the stream as
+   * it comes (a room quiet past its TTL, or a Redis that lost it): the order of the sends racing at
+   * that moment is not known here.
+   */
+  async startAt(roomId: string, seq: number): Promise<void> {
+    await wrap("start seq", this.redis.set(keys.seq(roomId), seq, "EX", this.roomTtlSeconds, "NX"));
   }
 
-  /** Sets the room's counter when it is missing; answers the counter as it then stands. */
-  async seedSeq(roomId: string, value: number): Promise<number> {
-    const reply = await wrap(
-      "seed seq",
-      this.redis.set(keys.seq(roomId), value, "NX").then(() => this.redis.get(keys.seq(roomId))),
-    );
-    return Number(reply);
+  /** The highest seq on the room's fan-out stream, or undefined when Redis does not know the room. */
+  async publishedSeq(roomId: string): Promise<number | undefined> {
+    const v = await wrap("read seq", this.redis.get(keys.seq(roomId)));
+    return v === null ? undefined : Number(v);
   }
 
   /**
@@ -242,7 +406,15 @@ export class RedisMessageBus {
     if (roomIds.length === 0) return;
     await wrap(
       "membership version",
-      Promise.all(roomIds.map((r) => this.redis.incr(keys.membershipVersion(r)))),
+      Promise.all(
+        roomIds.map((r) =>
+          this.redis
+            .multi()
+            .incr(keys.membershipVersion(r))
+            .expire(keys.membershipVersion(r), this.roomTtlSeconds)
+            .exec(),
+        ),
+      ),
     );
   }
 

@@ -3,6 +3,9 @@ import { createDynamoClient, DynamoConnectionStore } from "../adapters/dynamo";
 import type { ConnectionStore } from "../ports";
 import { service } from "./services";
 
+/** One DynamoDB client per process, for the store and the ledger alike. */
+export const dynamoClient = service(async () => createDynamoClient());
+
 export const connectionStore = service<ConnectionStore>(
-  async () => new DynamoConnectionStore(createDynamoClient()),
+  async () => new DynamoConnectionStore(await dynamoClient()),
 );
