@@ -57,7 +57,7 @@ export async function databaseUrl(): Promise<string> {
   const user = encodeURIComponent(String(secret.username ?? ""));
   const password = encodeURIComponent(String(secret.password ?? ""));
   const db = encodeURIComponent(String(secret.dbname ?? "chat"));
-  return `postgresql://${user}:${password}@${String(secret.host)}:${String(secret.port ?? 5432)}/${db}?sslmode=no-verify`;
+  return `postgresql://${user}:${password}@${String(secret.host)}:${String(secret.port ?? 5432)}/${db}?sslmode=verify-full`;
 }
 
 /** The Redis AUTH token where REDIS_AUTH_SECRET_ARN names one (ElastiCache), else none. */

@@ -41,6 +41,12 @@ export function createChatStack(app: App): ChatStack {
     alarmEmail: contextString(app, "alarmEmail"),
     reservedConcurrency,
     deletionProtection: contextString(app, "deletionProtection") !== "false",
+    redisNodeType: contextString(app, "redisNodeType"),
+    // e.g. -c availabilityZones=us-east-1a,us-east-1b,us-east-1d (MSK does not serve every AZ)
+    availabilityZones: contextString(app, "availabilityZones")
+      ?.split(",")
+      .map((az) => az.trim())
+      .filter((az) => az !== ""),
     // Deploys pick the CLI's account and region; without them (tests, CI) the stack stays
     // environment-agnostic, so synth makes no AZ look-ups.
     env:

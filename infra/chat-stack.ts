@@ -52,6 +52,10 @@ export interface ChatStackProps extends StackProps {
   fanoutShards?: number;
   /** @default "info" */
   logLevel?: string;
+  /** ElastiCache node type. @default RedisCache's, "cache.m7g.large" (sized in infra/constructs/redis-cache.ts) */
+  redisNodeType?: string;
+  /** AZ names for the VPC (three by default, one MSK broker in each). @default the region's first three */
+  availabilityZones?: string[];
 }
 
 const PERSISTER_GROUP_ID = "chat-persister";
@@ -66,7 +70,10 @@ export class ChatStack extends Stack {
     super(scope, id, props);
     const profile = props.profile ?? "aws";
     const stageName = props.stageName ?? "prod";
-    const { vpc } = new Network(this, "Network", { natGateways: props.natGateways });
+    const { vpc } = new Network(this, "Network", {
+      natGateways: props.natGateways,
+      availabilityZones: props.availabilityZones,
+    });
     const table = new ChatTable(this, "Table");
     const jwtSecret = new JwtSecret(this, "JwtSecret");
 
@@ -75,8 +82,10 @@ export class ChatStack extends Stack {
     let database: DatabaseEndpoint;
     let topics: TopicSettings;
     let cluster: KafkaCluster | undefined;
+    let cache: RedisCache | undefined;
     if (profile === "aws") {
-      redis = new RedisCache(this, "Redis", { vpc });
+      cache = new RedisCache(this, "Redis", { vpc, nodeType: props.redisNodeType });
+      redis = cache;
       cluster = new KafkaCluster(this, "Kafka", { vpc });
       kafka = cluster;
       topics = cluster.topics;
@@ -139,6 +148,7 @@ export class ChatStack extends Stack {
       api: this.api,
       workers: this.workers,
       kafka: cluster,
+      redis: cache,
       persisterGroupId: PERSISTER_GROUP_ID,
       alarmEmail: props.alarmEmail,
     });
@@ -158,7 +168,7 @@ export class ChatStack extends Stack {
       accept(
         role,
         managedPolicyFinding("AmazonAPIGatewayPushToCloudWatchLogs"),
-        "The AWS managed policy API Gateway documents for its account logging role; it grants only log writes",
+        "The AWS managed policy API Gateway documents for its account logging role; it grants CloudWatch Logs actions only (create, describe, read and write log groups, streams and events)",
       );
     }
 

@@ -1,6 +1,10 @@
 /**
  * RDS for PostgreSQL: the durable message store. Isolated subnets, storage encrypted, TLS forced,
  * automated backups, credentials generated into Secrets Manager, deletion protection on by default.
+ * Clients verify the server: core/secrets.ts builds the URL with `sslmode=verify-full` (node-postgres
+ * checks the chain against Node's CA store and the host name), and `connect` points
+ * NODE_EXTRA_CA_CERTS at a bundle with the Amazon RDS CAs in the consumer's runtime, which Node adds
+ * to that store at start-up.
  */
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
@@ -73,13 +77,13 @@ export class ChatDatabase extends Construct implements DatabaseEndpoint {
     accept(
       this.instance,
       "SMG4",
-      "The persister and getHistory read the credentials once per process; rotation without a re-read on authentication failure would break them, so rotation stays off until that exists",
+      "Every database client (the persister, the getHistory, joinRoom and sendMessage functions, the migrator) reads the credentials once per process and does not read them again when authentication fails, so a rotation would break them until they restart; rotation stays off until that re-read exists",
     );
     if (!(props.multiAz ?? false)) {
       accept(
         this.instance,
         "RDS3",
-        "Single-AZ by default to keep the default deploy cheap; set multiAz for production. Backups and Kafka's retention cover an instance loss: the persister replays from its committed offsets",
+        "Single-AZ by default to keep the default deploy cheap; set multiAz for production. A host failure is recovered by RDS on the same storage. Losing the instance or its AZ means a point-in-time restore from the automated backups (7 days), to a new instance, which lacks the rows written after the restore point; the persister does not write them again by itself, since its committed offsets are past them. They can be recovered while Kafka still retains them (7 days or log.retention.bytes, whichever comes first) by resetting the chat-persister group's offsets to before the restore time: the writes are idempotent on messageId, so a replay stores nothing twice",
       );
     }
   }
@@ -88,5 +92,7 @@ export class ChatDatabase extends Construct implements DatabaseEndpoint {
     allowIngress(consumer, this.securityGroup, ec2.Port.tcp(this.port), "PostgreSQL");
     this.secret.grantRead(consumer);
     consumer.addEnvironment("DATABASE_SECRET_ARN", this.secret.secretArn);
+    // sslmode=verify-full (core/secrets.ts) verifies against Node's CA store; this adds the RDS CAs.
+    consumer.addEnvironment("NODE_EXTRA_CA_CERTS", consumer.caBundle);
   }
 }

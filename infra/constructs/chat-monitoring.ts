@@ -1,6 +1,7 @@
 /**
  * Alarms and a dashboard for what an operator must hear about: Lambda errors, fan-out failures,
- * persister failures, consumer lag and records in the dead-letter topic. Alarms notify one SNS topic
+ * persister failures, consumer lag, records in the dead-letter topic, a Kafka broker's data disk
+ * filling and Redis memory filling. Alarms notify one SNS topic
  * (encrypted, TLS only); subscribe a mailbox with the `alarmEmail` context value.
  */
 import { Duration } from "aws-cdk-lib";
@@ -13,6 +14,7 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
 import type { ChatApi } from "./chat-api";
 import type { KafkaCluster } from "./kafka-cluster";
+import type { RedisCache } from "./redis-cache";
 import type { WorkerServices } from "./worker-services";
 
 /** The namespace of the metrics derived from the workers' logs. */
@@ -23,10 +25,16 @@ export interface ChatMonitoringProps {
   workers?: WorkerServices;
   /** Absent on the LocalStack profile (no MSK metrics there). */
   kafka?: KafkaCluster;
+  /** Absent on the LocalStack profile (no ElastiCache metrics there). */
+  redis?: RedisCache;
   persisterGroupId: string;
   alarmEmail?: string;
   /** Consumer lag, in records, that raises the alarm. @default 10000 */
   maxConsumerLag?: number;
+  /** KafkaDataLogsDiskUsed (%) of any broker that raises the alarm. @default 80 */
+  maxKafkaDiskPercent?: number;
+  /** DatabaseMemoryUsagePercentage of any Redis node that raises the alarm. @default 80 */
+  maxRedisMemoryPercent?: number;
 }
 
 /** The alarm topic, alarms and dashboard. */
@@ -123,10 +131,34 @@ export class ChatMonitoring extends Construct {
         label: "dead-letter records in (per second)",
       });
       this.alarm("DeadLetters", deadLetters, 0, "records reached the dead-letter topic", 1, true);
+      // Retention by bytes keeps the partitions near 60% of a volume and storage auto scaling grows
+      // it past 70%, but scaling may act only once in 6 hours: past 80% an operator must look.
+      const disk = kafka.metricDiskUsed();
+      this.alarm(
+        "KafkaDiskUsed",
+        disk,
+        props.maxKafkaDiskPercent ?? 80,
+        "a Kafka broker's data volume is filling (KafkaDataLogsDiskUsed); a full broker stops taking writes",
+        2,
+      );
       widgets.push(
         new cloudwatch.GraphWidget({ title: "Persister consumer lag", left: [lag], width: 12 }),
         new cloudwatch.GraphWidget({ title: "Dead-letter records", left: [deadLetters], width: 12 }),
+        new cloudwatch.GraphWidget({ title: "Kafka data disk used (%)", left: [disk], width: 12 }),
       );
+    }
+
+    if (props.redis) {
+      // noeviction: a full Redis refuses writes, and every send writes. Sound well before that.
+      const memory = props.redis.metricMemoryUsage();
+      this.alarm(
+        "RedisMemory",
+        memory,
+        props.maxRedisMemoryPercent ?? 80,
+        "Redis memory is filling (DatabaseMemoryUsagePercentage); at 100% it refuses writes (noeviction) and sends fail",
+        2,
+      );
+      widgets.push(new cloudwatch.GraphWidget({ title: "Redis memory used (%)", left: [memory], width: 12 }));
     }
 
     widgets.push(new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms, width: 24 }));

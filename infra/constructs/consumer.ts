@@ -9,10 +9,20 @@ import type * as iam from "aws-cdk-lib/aws-iam";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import { InfraConfigError } from "../errors";
 
+/**
+ * The Amazon CA bundle the Lambda Node.js runtimes (20 and later) ship but do not load unless
+ * NODE_EXTRA_CA_CERTS names it; it holds the Amazon RDS certificate authorities.
+ */
+export const LAMBDA_CA_BUNDLE = "/var/runtime/ca-cert.pem";
+/** The Amazon RDS global CA bundle worker/Dockerfile fetches into the worker image at build time. */
+export const WORKER_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem";
+
 /** A compute resource that reads configuration from its environment. */
 export interface Consumer extends iam.IGrantable {
   /** A short name, for error messages. */
   readonly name: string;
+  /** A PEM file in the consumer's runtime that holds the Amazon RDS CAs (for NODE_EXTRA_CA_CERTS). */
+  readonly caBundle: string;
   /** Sets one environment variable. */
   addEnvironment(key: string, value: string): void;
   /** The consumer's security groups, when it runs in the VPC; absent for functions outside it. */
@@ -23,6 +33,7 @@ export interface Consumer extends iam.IGrantable {
 export function functionConsumer(name: string, fn: lambda.Function): Consumer {
   return {
     name,
+    caBundle: LAMBDA_CA_BUNDLE,
     grantPrincipal: fn.grantPrincipal,
     addEnvironment: (key, value) => {
       fn.addEnvironment(key, value);
@@ -40,6 +51,7 @@ export function containerConsumer(
 ): Consumer {
   return {
     name,
+    caBundle: WORKER_CA_BUNDLE,
     grantPrincipal: taskDefinition.taskRole,
     addEnvironment: (key, value) => {
       container.addEnvironment(key, value);

@@ -20,7 +20,7 @@ export function deployProvider(scope: Construct, onEvent: lambda.IFunction): cr.
   accept(
     provider,
     managedPolicyFinding("AWSLambdaBasicExecutionRole"),
-    "The custom resource framework's function: the AWS managed policy grants only log writes",
+    "The custom resource framework's function: the AWS managed policy grants only logs:CreateLogGroup, logs:CreateLogStream and logs:PutLogEvents",
   );
   accept(
     provider,

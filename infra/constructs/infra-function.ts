@@ -19,13 +19,20 @@ import { type Consumer, functionConsumer } from "./consumer";
 /** The runtime of every function: the newest Node.js Lambda offers. */
 export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_24_X;
 
+/**
+ * The timeout of every WebSocket handler (and the default of every function): the one place it is
+ * set. A handler's own deadlines (Redis, Kafka, PostgreSQL calls) must fit inside it; API Gateway's
+ * integration timeout (29 s) is longer, so Lambda's timeout is the one a client meets.
+ */
+export const HANDLER_TIMEOUT = Duration.seconds(10);
+
 export interface InfraFunctionProps {
   /** Entry file, relative to the repository root. */
   entry: string;
   description: string;
   /** Runs in the VPC's private subnets (with NAT egress) when given. */
   vpc?: ec2.IVpc;
-  /** @default 10 seconds */
+  /** @default HANDLER_TIMEOUT (10 seconds) */
   timeout?: Duration;
   /** @default 512 */
   memorySize?: number;
@@ -57,7 +64,7 @@ export class InfraFunction extends Construct {
       runtime: LAMBDA_RUNTIME,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 512,
-      timeout: props.timeout ?? Duration.seconds(10),
+      timeout: props.timeout ?? HANDLER_TIMEOUT,
       reservedConcurrentExecutions: props.reservedConcurrency,
       projectRoot: REPO_ROOT,
       depsLockFilePath: path.join(REPO_ROOT, "package-lock.json"),
@@ -75,13 +82,13 @@ export class InfraFunction extends Construct {
     accept(
       this,
       managedPolicyFinding("AWSLambdaBasicExecutionRole"),
-      "AWS managed policy granting only CreateLogStream/PutLogEvents; kept so Lambda's own log set-up works as AWS maintains it",
+      "AWS managed policy granting only logs:CreateLogGroup, logs:CreateLogStream and logs:PutLogEvents; kept so Lambda's own log set-up works as AWS maintains it",
     );
     if (props.vpc) {
       accept(
         this,
         managedPolicyFinding("AWSLambdaVPCAccessExecutionRole"),
-        "AWS managed policy granting only the ENI calls Lambda needs to attach the function to the VPC",
+        "AWS managed policy granting the network-interface calls Lambda needs to attach the function to the VPC (create, describe, delete, assign and unassign private IPs; describe subnets) and the same three log writes as AWSLambdaBasicExecutionRole",
       );
     }
   }
