@@ -5,6 +5,7 @@
  * `npm run dev` and the integration tests both start it through here.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { request } from "node:http";
 import { join } from "node:path";
 import { createDynamoClient, ensureTable } from "../core/adapters/dynamo";
 import { createKafka, ensureTopics } from "../core/adapters/kafka";
@@ -16,6 +17,8 @@ import { migrate } from "../prisma/migrate";
 import { type LambdaHandler, type RunningGateway, startGateway } from "./gateway";
 import { localJwtSecret } from "./secret";
 import { type LocalServices, startLocalServices } from "./services";
+import { freePort, killAllServices, sleep } from "./services/process";
+import { type Supervisor, supervise } from "./supervisor";
 
 export const ROOT = join(__dirname, "..");
 
@@ -34,13 +37,28 @@ export interface StackOptions {
   /** Extra variables for the handlers and workers (rate limits, shard count, …). */
   settings?: Record<string, string>;
   onProgress?: (line: string) => void;
+  /**
+   * Restart every worker and every service of ours that dies unexpectedly (capped backoff, same
+   * ports and data), saying so through this function, one line per event. Default: no restarts
+   * (the tests kill and restart what they choose).
+   */
+  supervise?: (line: string) => void;
+  /** Where our services keep their data (see startLocalServices); default a temporary folder. */
+  dataDir?: string;
+  /** Keep and reuse the data folder across runs (`npm run dev`); see startLocalServices. */
+  persistent?: boolean;
+  /** With `persistent`: empty the data folder first. */
+  fresh?: boolean;
+  /** How long a worker may take to stop on SIGTERM before it is killed; default 10 s. */
+  workerStopGraceMs?: number;
 }
 
 export interface WorkerProcess {
   kind: WorkerKind;
   id: string;
+  /** The current process (a restarted worker gets a new one). */
   child: ChildProcess;
-  /** Resolves with the exit code (or signal) once the process has ended. */
+  /** Resolves with the exit code (or signal) once the current process has ended. */
   exited: Promise<number | string>;
 }
 
@@ -56,6 +74,11 @@ export interface RunningStack {
   spawnWorker(kind: WorkerKind): WorkerProcess;
   /** Stops every worker (SIGTERM, then SIGKILL after a grace), the gateway and our services. */
   stop(): Promise<void>;
+  /**
+   * SIGKILLs at once, by pid, every worker and service process this stack started (synchronous):
+   * the last resort when stop() takes too long.
+   */
+  killNow(): void;
 }
 
 let workerCount = 0;
@@ -78,9 +101,18 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
 async function start(opts: StackOptions): Promise<RunningStack> {
   const baseEnv = opts.env ?? process.env;
   const progress = opts.onProgress ?? (() => undefined);
-  const services = await startLocalServices({ env: baseEnv, onProgress: progress });
+  const services = await startLocalServices({
+    env: baseEnv,
+    onProgress: progress,
+    dataDir: opts.dataDir,
+    persistent: opts.persistent,
+    fresh: opts.fresh,
+    supervise: opts.supervise,
+  });
   let gateway: RunningGateway | undefined;
   const workers: WorkerProcess[] = [];
+  const supervisors: Supervisor[] = [];
+  let stopping = false;
   try {
     const env: Record<string, string> = {
       AWS_REGION: baseEnv.AWS_REGION ?? "us-east-1",
@@ -117,26 +149,53 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
     process.env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
 
-    const spawnWorker = (kind: WorkerKind): WorkerProcess => {
-      const id = `${kind}-${++workerCount}`;
+    const launch = (kind: WorkerKind, workerId: string, healthPort?: number) => {
       const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "worker", `${kind}.ts`)], {
         cwd: ROOT,
         env: {
           ...process.env,
           ...env,
-          WORKER_ID: id,
+          WORKER_ID: workerId,
           PERSISTER_GROUP_ID: baseEnv.PERSISTER_GROUP_ID ?? "chat-persister",
           // The worker stops when this process is gone, even if it was killed without a word.
           PARENT_PID: String(process.pid),
+          ...(healthPort !== undefined ? { HEALTH_PORT: String(healthPort) } : {}),
         },
         stdio: ["ignore", "inherit", "inherit"],
       });
       const exited = new Promise<number | string>((resolve) =>
         child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
       );
-      const worker = { kind, id, child, exited };
+      return { child, exited };
+    };
+    const spawnWorker = (kind: WorkerKind): WorkerProcess => {
+      const id = `${kind}-${++workerCount}`;
+      const worker: WorkerProcess = { kind, id, ...launch(kind, id) };
       workers.push(worker);
+      if (opts.supervise) supervisors.push(superviseWorker(worker, opts.supervise));
       return worker;
+    };
+    /** Restarts the worker whenever it exits while the stack runs; it is running again once healthy. */
+    const superviseWorker = (worker: WorkerProcess, say: (line: string) => void): Supervisor => {
+      let incarnation = 1;
+      return supervise(
+        worker.id,
+        {
+          exited: async () => {
+            const how = await worker.exited;
+            return typeof how === "number" ? `code ${how}` : `signal ${how}`;
+          },
+          restart: async () => {
+            if (stopping) throw new Error("the stack is stopping");
+            // Each incarnation is a new worker to the others (its own fan-out lease owner id).
+            const healthPort = await freePort();
+            if (stopping) throw new Error("the stack is stopping");
+            Object.assign(worker, launch(worker.kind, `${worker.id}.${++incarnation}`, healthPort));
+            await healthy(healthPort, worker.exited);
+          },
+        },
+        { say },
+      );
     };
     for (let i = 0; i < (opts.fanoutWorkers ?? 1); i++) spawnWorker("fanout");
     for (let i = 0; i < (opts.persisters ?? 1); i++) spawnWorker("persister");
@@ -153,22 +212,61 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       spawnWorker,
       stop: () => {
         stopped ??= (async () => {
-          await stopWorkers(workers);
+          stopping = true;
+          for (const supervisor of supervisors) supervisor.stop();
+          await stopWorkers(workers, opts.workerStopGraceMs);
           await running.close();
-          await closeServices();
+          // The in-process clients' goodbyes wait on the services (a dead broker never answers).
+          await Promise.race([closeServices(), sleep(3000)]);
           await services.stop();
           stackRunning = false;
         })();
         return stopped;
       },
+      killNow: () => {
+        stopping = true;
+        for (const supervisor of supervisors) supervisor.stop();
+        for (const w of workers) {
+          if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGKILL");
+        }
+        killAllServices();
+      },
     };
   } catch (error) {
+    stopping = true;
+    for (const supervisor of supervisors) supervisor.stop();
     await stopWorkers(workers);
     await gateway?.close();
     await closeServices();
     await services.stop();
     throw error;
   }
+}
+
+/**
+ * Resolves once GET /health on the port answers 200; rejects when `exited` settles first (the
+ * worker died before it was healthy).
+ */
+async function healthy(port: number, exited: Promise<unknown>): Promise<void> {
+  let dead = false;
+  void exited.then(() => {
+    dead = true;
+  });
+  const ask = () =>
+    new Promise<boolean>((done) => {
+      const req = request({ host: "127.0.0.1", port, path: "/health", timeout: 1000 }, (res) => {
+        res.resume();
+        done(res.statusCode === 200);
+      });
+      req.once("timeout", () => req.destroy());
+      req.once("error", () => done(false));
+      req.end();
+    });
+  while (!dead) {
+    if (await ask()) return;
+    await sleep(200);
+  }
+  throw new Error("it exited before it was healthy");
 }
 
 /** SIGTERM each live worker, then SIGKILL what has not exited within the grace. */

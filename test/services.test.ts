@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import { Client } from "pg";
@@ -311,6 +311,109 @@ describe("startLocalServices", () => {
     }
     expect(alive(pid as number)).toBe(false);
     expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+describe("startLocalServices with a persistent data folder (npm run dev)", () => {
+  const only = { redis: true, dynamodb: true, kafka: false, postgres: false };
+  const none = { REDIS_URL: "", DYNAMODB_ENDPOINT: "" };
+  const dynamo = (endpoint: string) =>
+    new DynamoDBClient({
+      endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+
+  test("keeps Redis's and DynamoDB's data and ports for the next start; fresh starts empty", async () => {
+    const dataDir = join(scratchDir(), "data");
+    const first = await startLocalServices({ env: none, dataDir, need: only, persistent: true });
+    const redis = new Redis(first.env.REDIS_URL, { lazyConnect: true });
+    await redis.connect();
+    await redis.set("kept", "across runs");
+    redis.disconnect();
+    const client = dynamo(first.env.DYNAMODB_ENDPOINT);
+    await client.send(
+      new CreateTableCommand({
+        TableName: "kept-table",
+        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+    client.destroy();
+    await first.stop();
+    expect(existsSync(join(dataDir, "redis"))).toBe(true);
+
+    const second = await startLocalServices({ env: none, dataDir, need: only, persistent: true });
+    try {
+      expect(second.env).toEqual(first.env);
+      const again = new Redis(second.env.REDIS_URL, { lazyConnect: true });
+      await again.connect();
+      expect(await again.get("kept")).toBe("across runs");
+      again.disconnect();
+      const client2 = dynamo(second.env.DYNAMODB_ENDPOINT);
+      expect((await client2.send(new ListTablesCommand({}))).TableNames).toEqual(["kept-table"]);
+      client2.destroy();
+    } finally {
+      await second.stop();
+    }
+
+    const fresh = await startLocalServices({ env: none, dataDir, need: only, persistent: true, fresh: true });
+    try {
+      const empty = new Redis(fresh.env.REDIS_URL, { lazyConnect: true });
+      await empty.connect();
+      expect(await empty.get("kept")).toBeNull();
+      empty.disconnect();
+      const client3 = dynamo(fresh.env.DYNAMODB_ENDPOINT);
+      expect((await client3.send(new ListTablesCommand({}))).TableNames).toEqual([]);
+      client3.destroy();
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  test("a folder another live process uses is refused; one a killed owner left is taken, its services killed", async () => {
+    const dataDir = join(scratchDir(), "data");
+    const run = tsx([
+      "-e",
+      `import { startLocalServices } from "./local/services";
+       startLocalServices({ env: { REDIS_URL: "" }, dataDir: ${JSON.stringify(dataDir)}, persistent: true,
+         need: { redis: true, kafka: false, postgres: false, dynamodb: false } })
+         .then((s) => console.log("redis pid " + s.services[0].pid));`,
+    ]);
+    const pid = Number((await run.until(/redis pid (\d+)/))[1]);
+    try {
+      const error = await startLocalServices({
+        env: { REDIS_URL: "" },
+        dataDir,
+        persistent: true,
+        need: { redis: true, kafka: false, postgres: false, dynamodb: false },
+      }).catch((e) => e);
+      expect(error).toBeInstanceOf(ServiceStartError);
+      expect(error.message).toMatch(/is in use by process \d+/);
+      // The owner (tsx's child, which recorded itself) dies without a word: its Redis, detached, is
+      // left running on the folder.
+      const owner = JSON.parse(readFileSync(join(dataDir, "owner.json"), "utf8")).pid as number;
+      expect(processTree(run.child.pid as number)).toContain(owner);
+      process.kill(owner, "SIGKILL");
+      await run.exited;
+      expect(await gone(owner)).toBe(true);
+      expect(alive(pid)).toBe(true);
+      const next = await startLocalServices({
+        env: { REDIS_URL: "" },
+        dataDir,
+        persistent: true,
+        need: { redis: true, kafka: false, postgres: false, dynamodb: false },
+      });
+      try {
+        expect(alive(pid)).toBe(false);
+        expect(next.services[0]?.pid).not.toBe(pid);
+      } finally {
+        await next.stop();
+      }
+    } finally {
+      if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
   });
 });
 

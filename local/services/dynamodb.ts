@@ -1,6 +1,7 @@
 /**
- * DynamoDB for the local stack and the tests: dynalite, in this process, in memory. It is not a
- * child process, so it has no pid, kill() or restart(); it ends with us.
+ * DynamoDB for the local stack and the tests: dynalite, in this process, in memory, or on disk (a
+ * LevelDB folder, through dynalite's `path` option) when given a path. It is not a child process, so
+ * it has no pid, kill() or restart(); it ends with us.
  */
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -13,9 +14,12 @@ export interface DynamoOptions {
   port?: number;
   /** Progress for people; one line per call. */
   onProgress?: (line: string) => void;
+  /** A folder to keep the tables in (LevelDB), reused by the next start; default in memory. */
+  path?: string;
 }
 
 type Dynalite = (options: {
+  path?: string;
   createTableMs?: number;
   deleteTableMs?: number;
   updateTableMs?: number;
@@ -38,7 +42,7 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<RunningS
       },
     );
   }
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, path: options.path });
   await new Promise<void>((done, fail) => {
     server.once("error", (error) =>
       fail(new ServiceStartError(`dynalite could not listen: ${error.message}`, { cause: error })),
@@ -46,7 +50,8 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<RunningS
     server.listen(options.port ?? 0, "127.0.0.1", () => done());
   });
   const { port } = server.address() as AddressInfo;
-  options.onProgress?.(`started DynamoDB (dynalite, in-process) on 127.0.0.1:${port}`);
+  const where = options.path ? `, tables in ${options.path}` : "";
+  options.onProgress?.(`started DynamoDB (dynalite, in-process${where}) on 127.0.0.1:${port}`);
   let stopped: Promise<void> | undefined;
   return {
     name: "dynamodb",

@@ -2,15 +2,25 @@
  * The services the local stack and the integration tests need: Redis, Kafka, PostgreSQL and DynamoDB.
  * Each one given by the environment (REDIS_URL, KAFKA_BROKERS, DATABASE_URL, DYNAMODB_ENDPOINT) is used
  * as is; for each other one we start our own on a free port of 127.0.0.1, with its data under one
- * directory that is removed again on stop.
+ * directory that is removed again on stop (the tests), or kept and reused by the next start
+ * (`persistent`, `npm run dev`).
  */
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { join, sep } from "node:path";
+import { supervise } from "../supervisor";
 import { startDynamo } from "./dynamodb";
 import { ServiceStartError } from "./errors";
 import { startKafka } from "./kafka";
 import { startPostgres } from "./postgres";
-import { absolute, repoRoot } from "./process";
+import { absolute, freePort, portFree, repoRoot, sleep } from "./process";
 import { startRedis } from "./redis";
 import type { RunningService } from "./types";
 
@@ -48,6 +58,19 @@ export interface LocalServicesOptions {
   onProgress?: (line: string) => void;
   /** Keep the data directory on stop; default true for a dataDir given, false for the default one. */
   keepData?: boolean;
+  /**
+   * The data directory outlives this process and is reused by the next start (`npm run dev`): its
+   * data is kept (DynamoDB's too, on disk), the ports of the last run are taken again where free, one
+   * process at a time may use it, and services a killed previous owner left running are killed.
+   */
+  persistent?: boolean;
+  /** With `persistent`: remove the data the folder holds before starting (an empty start). */
+  fresh?: boolean;
+  /**
+   * Restart each service we started that dies unexpectedly, on the same port and data, after a
+   * capped backoff, saying so through this function (one line per event).
+   */
+  supervise?: (line: string) => void;
 }
 
 const VARIABLE: Record<Name, keyof LocalServices["env"]> = {
@@ -101,25 +124,139 @@ export function startLocalServices(opts: LocalServicesOptions = {}): Promise<Loc
   return work;
 }
 
+/**
+ * The start time of a running process (clock ticks since boot), which tells a pid reused since
+ * apart; undefined when it is gone (or a zombie).
+ */
+function startTime(pid: number): string | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return fields[0] === "Z" ? undefined : fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process runs with its working directory inside `dir` (our services run in theirs). */
+function worksIn(pid: number, dir: string): boolean {
+  try {
+    const cwd = realpathSync(`/proc/${pid}/cwd`);
+    const root = realpathSync(dir);
+    return cwd === root || cwd.startsWith(root + sep);
+  } catch {
+    return false;
+  }
+}
+
+interface OwnerRecord {
+  pid: number;
+  startTime?: string;
+  /** The service processes the owner started, by name. */
+  pids: Record<string, number>;
+  ports: Record<string, number>;
+}
+
+const OWNER_FILE = "owner.json";
+
+function readOwner(dataDir: string): OwnerRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, OWNER_FILE), "utf8")) as OwnerRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes a persistent data directory for this process: refuses when another live process uses it,
+ * and kills (by pid, each verified to run inside the directory) the services a previous owner that
+ * was killed without a chance to stop them left behind. Answers the previous run's ports.
+ */
+async function claimDataDir(dataDir: string): Promise<Record<string, number>> {
+  const previous = readOwner(dataDir);
+  if (!previous) return {};
+  if (previous.pid > 0 && previous.pid !== process.pid && startTime(previous.pid) !== undefined) {
+    if (previous.startTime === undefined || startTime(previous.pid) === previous.startTime) {
+      throw new ServiceStartError(
+        `The data folder ${dataDir} is in use by process ${previous.pid} (another npm run dev?): stop it, or use another folder (DEV_DATA_DIR)`,
+      );
+    }
+  }
+  const leftovers = Object.values(previous.pids ?? {}).filter(
+    (pid) => pid !== process.pid && startTime(pid) !== undefined && worksIn(pid, dataDir),
+  );
+  for (const pid of leftovers) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  for (let i = 0; i < 50 && leftovers.some((pid) => startTime(pid) !== undefined); i++) await sleep(100);
+  return previous.ports ?? {};
+}
+
+async function choosePort(wanted: number | undefined): Promise<number> {
+  if (wanted && (await portFree(wanted))) return wanted;
+  return freePort();
+}
+
 async function start(dataDir: string, opts: LocalServicesOptions): Promise<LocalServices> {
   const env = opts.env ?? process.env;
-  const keepData = opts.keepData ?? opts.dataDir !== undefined;
+  const persistent = opts.persistent ?? false;
+  const keepData = persistent || (opts.keepData ?? opts.dataDir !== undefined);
   const progress = opts.onProgress;
   const wanted = NAMES.filter((name) => opts.need?.[name] ?? true);
   const own = wanted.filter((name) => !env[VARIABLE[name]]);
   if (own.length > 0) mkdirSync(dataDir, { recursive: true });
 
+  // A persistent folder takes the ports of its last run where they are free, so URLs stay the same.
+  const lastPorts = persistent && own.length > 0 ? await claimDataDir(dataDir) : {};
+  if (persistent && opts.fresh && own.length > 0) {
+    progress?.(`starting empty: removing the data in ${dataDir}`);
+    for (const name of NAMES) rmSync(join(dataDir, name), { recursive: true, force: true });
+  }
+  const ports: Record<string, number> = {};
+  const port = async (key: string) => {
+    if (!persistent) return undefined;
+    ports[key] = await choosePort(lastPorts[key]);
+    return ports[key];
+  };
+  const owner = (pids: Record<string, number>) => {
+    if (!persistent || own.length === 0) return;
+    const record: OwnerRecord = { pid: process.pid, startTime: startTime(process.pid), pids, ports };
+    writeFileSync(join(dataDir, OWNER_FILE), `${JSON.stringify(record, null, 2)}\n`);
+  };
+  owner({});
+
   const starters: Record<Name, () => Promise<RunningService>> = {
-    redis: () => startRedis({ dataDir: join(dataDir, "redis"), onProgress: progress }),
-    kafka: () =>
+    redis: async () =>
+      startRedis({ dataDir: join(dataDir, "redis"), onProgress: progress, port: await port("redis") }),
+    kafka: async () =>
       startKafka({
         dataDir: join(dataDir, "kafka"),
         onProgress: progress,
         cacheDir: env.KAFKA_HOME_CACHE ? absolute(env.KAFKA_HOME_CACHE) : undefined,
         version: env.KAFKA_VERSION || undefined,
+        port: await port("kafka"),
+        controllerPort: await port("kafkaController"),
       }),
-    postgres: () => startPostgres({ dataDir: join(dataDir, "postgres"), onProgress: progress }),
-    dynamodb: () => startDynamo({ onProgress: progress }),
+    postgres: async () =>
+      startPostgres({
+        dataDir: join(dataDir, "postgres"),
+        onProgress: progress,
+        port: await port("postgres"),
+      }),
+    dynamodb: async () =>
+      startDynamo({
+        onProgress: progress,
+        port: await port("dynamodb"),
+        path: persistent ? join(dataDir, "dynamodb") : undefined,
+      }),
   };
 
   const results = await Promise.allSettled(
@@ -135,12 +272,40 @@ async function start(dataDir: string, opts: LocalServicesOptions): Promise<Local
     }),
   );
   const services = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const pids = () => Object.fromEntries(services.flatMap((s) => (s.pid ? [[s.name, s.pid]] : [])));
+  owner(pids());
+  const supervisors = opts.supervise
+    ? services.flatMap((service) => {
+        const { exited, restart } = service;
+        if (!exited || !restart || service.pid === undefined) return [];
+        const say = opts.supervise as (line: string) => void;
+        return [
+          supervise(
+            service.name,
+            {
+              exited: () => exited.call(service),
+              restart: async () => {
+                await restart.call(service);
+                owner(pids());
+              },
+            },
+            { say },
+          ),
+        ];
+      })
+    : [];
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
+      for (const supervisor of supervisors) supervisor.stop();
       await Promise.allSettled(services.map((s) => s.stop()));
       started.delete(dataDir);
       if (!keepData && own.length > 0) rmSync(dataDir, { recursive: true, force: true });
+      // Nobody owns the folder now; the ports are kept for the next start.
+      if (persistent && own.length > 0) {
+        const record: OwnerRecord = { pid: 0, pids: {}, ports };
+        writeFileSync(join(dataDir, OWNER_FILE), `${JSON.stringify(record, null, 2)}\n`);
+      }
     })();
     return stopped;
   };

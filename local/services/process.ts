@@ -28,6 +28,16 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether this process could listen on 127.0.0.1:port right now. */
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", () => done(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => done(true)));
+  });
+}
+
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export function portOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((done) => {
@@ -100,6 +110,14 @@ interface Exit {
 const live = new Map<number, ManagedProcess>();
 let handlersInstalled = false;
 
+/**
+ * Kills every tracked process group at once; safe inside an `exit` handler (synchronous). Only the
+ * processes this process started and still tracks are touched, each by its own process group id.
+ */
+export function killAllServices(): void {
+  killAll();
+}
+
 /** Kills every tracked process group at once; safe inside an `exit` handler (synchronous). */
 function killAll(): void {
   for (const managed of live.values()) managed.killGroupNow();
@@ -141,6 +159,13 @@ export class ManagedProcess {
   /** The pid of the running process (its process group has the same id). */
   get pid(): number | undefined {
     return this.running ? this.child?.pid : undefined;
+  }
+
+  /** Resolves when the current (or last) process has ended, saying how: "signal SIGKILL", "code 1". */
+  async exitedHow(): Promise<string> {
+    const exit = await this.exited;
+    if (exit.error) return `could not be run: ${exit.error.message}`;
+    return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
   }
 
   /** Spawns the process; it is killed with us unless stopped first. */
@@ -269,8 +294,12 @@ export function runningService(
     },
     stop: () => server.stop(),
     kill: () => server.kill(),
+    exited: () => server.exitedHow(),
     restart: async () => {
       await server.kill();
+      // A leader killed from outside (kill -9 <pid>) can leave what it forked behind (postgres
+      // backends holding its shared memory): the rest of its group goes before the new start.
+      server.killGroupNow();
       await start();
     },
   };

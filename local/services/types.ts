@@ -14,6 +14,8 @@ export interface RunningService {
   kill?(): Promise<void>;
   /** start it again on the same port and data dir after kill() */
   restart?(): Promise<void>;
+  /** Resolves when the current process ends (crash, kill or stop), saying how: "signal SIGKILL". */
+  exited?(): Promise<string>;
 }
 
 /** Options every starter takes. */
