@@ -114,6 +114,11 @@ export function loadConfig(env: Env = process.env) {
               z._default(z.enum(["true", "false"]), "false"),
               z.transform((v: "true" | "false") => v === "true"),
             ),
+            // The whole of one append (connect, retries, acks), well inside a handler's 10 s timeout.
+            appendTimeoutMs: positiveInt(4000),
+            // One request's wait for its answer, for every client (fetches add their maxWaitTime);
+            // an append gives up at appendTimeoutMs whatever this is.
+            requestTimeoutMs: positiveInt(5000),
           },
           {
             brokers: "KAFKA_BROKERS",
@@ -124,6 +129,8 @@ export function loadConfig(env: Env = process.env) {
             replicationFactor: "KAFKA_REPLICATION_FACTOR",
             auth: "KAFKA_AUTH",
             ssl: "KAFKA_SSL",
+            appendTimeoutMs: "KAFKA_APPEND_TIMEOUT_MS",
+            requestTimeoutMs: "KAFKA_REQUEST_TIMEOUT_MS",
           },
         ),
       ),
@@ -136,8 +143,19 @@ export function loadConfig(env: Env = process.env) {
               z.string().check(z.regex(/^postgres(ql)?:\/\//, "expected postgresql://user@host:port/db")),
             ),
             secretArn: z.optional(z.string()),
+            // Handlers' reads (statement and client-side query timeouts), well inside their 10 s.
+            readTimeoutMs: positiveInt(3000),
+            // The persister's writes: a COPY of a large batch takes seconds.
+            writeTimeoutMs: positiveInt(30_000),
+            connectTimeoutMs: positiveInt(3000),
           },
-          { url: "DATABASE_URL", secretArn: "DATABASE_SECRET_ARN" },
+          {
+            url: "DATABASE_URL",
+            secretArn: "DATABASE_SECRET_ARN",
+            readTimeoutMs: "DATABASE_READ_TIMEOUT_MS",
+            writeTimeoutMs: "DATABASE_WRITE_TIMEOUT_MS",
+            connectTimeoutMs: "DATABASE_CONNECT_TIMEOUT_MS",
+          },
         ),
       ),
     auth: () =>

@@ -23,6 +23,19 @@ export class DependencyError extends ChatError {
   }
 }
 
+/** A dependency did not answer within its deadline (core/deadline.ts); retriable, INTERNAL to the client. */
+export class DependencyTimeoutError extends DependencyError {
+  override name = "DependencyTimeoutError";
+  constructor(
+    dependency: DependencyError["dependency"],
+    readonly timeoutMs: number,
+    message = `${dependency} did not answer within ${timeoutMs} ms`,
+    options?: { cause?: unknown },
+  ) {
+    super(dependency, message, options);
+  }
+}
+
 /** A Kafka record that can never be decoded or stored; it goes to the dead-letter topic. */
 export class PoisonRecordError extends ChatError {
   override name = "PoisonRecordError";

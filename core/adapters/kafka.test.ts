@@ -1,6 +1,7 @@
-import { PoisonRecordError } from "../errors";
+import type { Kafka } from "kafkajs";
+import { DependencyError, DependencyTimeoutError, PoisonRecordError } from "../errors";
 import { type ChatMessage, MessageRecord } from "../schemas";
-import { decodeMessageRecord, encodeMessageRecord } from "./kafka";
+import { decodeMessageRecord, encodeMessageRecord, KafkaEventLog } from "./kafka";
 
 const message: ChatMessage = {
   messageId: "01JDQ8Z4N6W7X8Y9ZABCDEFGHJ",
@@ -81,5 +82,105 @@ describe("decodeMessageRecord", () => {
   test("a value that is not JSON, or none, is poison", () => {
     expect(decoded(Buffer.from("{not json"))).toBe("record value is not JSON");
     expect(() => decodeMessageRecord(null)).toThrow(/no value/);
+  });
+});
+
+/** A producer whose sends answer when the test says so. */
+class FakeProducer {
+  readonly sends: { ids: string[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  connects = 0;
+  disconnects = 0;
+  async connect() {
+    this.connects++;
+  }
+  send(request: { messages: { value: string }[] }) {
+    return new Promise<void>((resolve, reject) => {
+      const ids = request.messages.map((r) => (JSON.parse(r.value) as MessageRecord).message.messageId);
+      this.sends.push({ ids, resolve, reject });
+    });
+  }
+  async disconnect() {
+    this.disconnects++;
+  }
+}
+
+function fakeKafka() {
+  const producers: FakeProducer[] = [];
+  const kafka = {
+    producer: () => {
+      const p = new FakeProducer();
+      producers.push(p);
+      return p;
+    },
+  } as unknown as Kafka;
+  return { kafka, producers };
+}
+
+const numbered = (n: number): ChatMessage => ({ ...message, messageId: `m-${n}`, seq: n });
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("KafkaEventLog", () => {
+  test("batches appends made while a send is in flight into the next send", async () => {
+    const { kafka, producers } = fakeKafka();
+    const log = new KafkaEventLog(kafka, "t", { appendTimeoutMs: 5000 });
+    const first = log.append([numbered(1)]);
+    await settled();
+    const behind = [log.append([numbered(2)]), log.append([numbered(3)])];
+    producers[0]?.sends[0]?.resolve();
+    await first;
+    await settled();
+    expect(producers[0]?.sends.map((s) => s.ids)).toEqual([["m-1"], ["m-2", "m-3"]]);
+    producers[0]?.sends[1]?.resolve();
+    await Promise.all(behind);
+    expect(producers).toHaveLength(1);
+    await log.disconnect();
+  });
+
+  test("a failed send retires its producer: what was queued behind it goes on a new one, answered by it alone", async () => {
+    const { kafka, producers } = fakeKafka();
+    const log = new KafkaEventLog(kafka, "t", { appendTimeoutMs: 5000 });
+    const failed = log.append([numbered(1)]);
+    await settled();
+    const behind = log.append([numbered(2)]);
+    let behindSettled = false;
+    void behind.finally(() => {
+      behindSettled = true;
+    });
+    producers[0]?.sends[0]?.reject(new Error("KafkaJSNumberOfRetriesExceeded"));
+    await expect(failed).rejects.toMatchObject({ dependency: "kafka", retriable: true });
+    await expect(failed).rejects.toBeInstanceOf(DependencyError);
+    await settled();
+    expect(behindSettled).toBe(false);
+    expect(producers).toHaveLength(2);
+    expect(producers[0]?.disconnects).toBeGreaterThanOrEqual(1);
+    expect(producers[0]?.sends).toHaveLength(1);
+    expect(producers[1]?.connects).toBe(1);
+    expect(producers[1]?.sends.map((s) => s.ids)).toEqual([["m-2"]]);
+    producers[1]?.sends[0]?.resolve();
+    await behind;
+    expect(log.stats).toEqual({ producers: 2, failedSends: 1 });
+    await log.disconnect();
+    expect(producers[1]?.disconnects).toBe(1);
+  });
+
+  test("a send that never answers: the append rejects at its deadline, and the next goes on a new producer", async () => {
+    const { kafka, producers } = fakeKafka();
+    const log = new KafkaEventLog(kafka, "t", { appendTimeoutMs: 100 });
+    const started = Date.now();
+    const stalled = log.append([numbered(1)]);
+    await expect(stalled).rejects.toBeInstanceOf(DependencyTimeoutError);
+    await expect(stalled).rejects.toMatchObject({ dependency: "kafka", timeoutMs: 100, retriable: true });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+    expect(Date.now() - started).toBeLessThan(1000);
+    const next = log.append([numbered(2)]);
+    await settled();
+    expect(producers).toHaveLength(2);
+    expect(producers[1]?.sends.map((s) => s.ids)).toEqual([["m-2"]]);
+    // The abandoned send answers late: it settles nothing, and its producer is disconnected again.
+    producers[0]?.sends[0]?.resolve();
+    producers[1]?.sends[0]?.resolve();
+    await next;
+    await log.disconnect();
+    expect(producers[0]?.disconnects).toBe(2);
   });
 });

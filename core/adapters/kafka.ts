@@ -4,9 +4,10 @@
  * that batches concurrent appends into one request.
  */
 
-import { Kafka, type LogEntry, logLevel, type Producer } from "kafkajs";
+import { type ISocketFactory, Kafka, type LogEntry, logLevel, type Producer } from "kafkajs";
 import { type Config, config } from "../config";
-import { DependencyError, PoisonRecordError } from "../errors";
+import { remainingMs, withDeadline } from "../deadline";
+import { DependencyError, DependencyTimeoutError, PoisonRecordError } from "../errors";
 import { createLogger } from "../logger";
 import type { EventLog } from "../ports";
 import { type ChatMessage, MessageRecord } from "../schemas";
@@ -21,8 +22,18 @@ const levelNames: Record<number, "error" | "warn" | "info" | "debug"> = {
   [logLevel.DEBUG]: "debug",
 };
 
+/** What {@link createKafka} takes besides the configuration. */
+export interface KafkaClientOptions {
+  /** Opens the client's sockets (tests route them through a proxy); default plain TCP or TLS. */
+  socketFactory?: ISocketFactory;
+}
+
 /** A kafkajs client for the configured brokers; on MSK, signed with the task's or function's IAM role. */
-export function createKafka(cfg: KafkaConfig = config.kafka(), region = config.aws().region): Kafka {
+export function createKafka(
+  cfg: KafkaConfig = config.kafka(),
+  region = config.aws().region,
+  options: KafkaClientOptions = {},
+): Kafka {
   const log = createLogger("kafkajs");
   return new Kafka({
     clientId: cfg.clientId,
@@ -40,8 +51,11 @@ export function createKafka(cfg: KafkaConfig = config.kafka(), region = config.a
             },
           }
         : undefined,
-    connectionTimeout: 3000,
-    requestTimeout: 10000,
+    ...(options.socketFactory ? { socketFactory: options.socketFactory } : {}),
+    connectionTimeout: Math.min(3000, cfg.requestTimeoutMs),
+    // For every client of the process (consumers and admins too); an append is bounded by its own
+    // deadline besides (KafkaEventLog), which abandons a stalled request with its producer.
+    requestTimeout: cfg.requestTimeoutMs,
     retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2000 },
     logLevel: logLevel.WARN,
     logCreator:
@@ -110,39 +124,63 @@ export function decodeMessageRecord(value: Buffer | null): ChatMessage {
   return parsed.data.message;
 }
 
+/** Options of {@link KafkaEventLog}. */
+export interface KafkaEventLogOptions {
+  /** The most one append may take, from the call to its answer; default KAFKA_APPEND_TIMEOUT_MS. */
+  appendTimeoutMs?: number;
+}
+
+interface PendingAppend {
+  messages: ChatMessage[];
+  /** When the append must have answered (epoch ms). */
+  deadlineAt: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/** One idempotent producer (one producer id), used until a send on it fails. */
+interface Session {
+  producer: Producer;
+  connected?: Promise<void>;
+}
+
+/** How long a retired producer's disconnect may take, and how long its abandoned send is waited for. */
+const RETIRE_DISCONNECT_MS = 5000;
+const RETIRE_SETTLE_MS = 30_000;
+
 /**
  * The event log over an idempotent producer with acks from all in-sync replicas. Appends that arrive
  * while a request is in flight are sent together in the next request, so concurrent handlers in one
  * process (the local stack, a warm Lambda under load) share round trips without waiting on a timer.
+ *
+ * Every append answers within its deadline (`appendTimeoutMs`, well inside a handler's timeout):
+ * past it, it rejects with a retriable DependencyTimeoutError and the client retries with the same
+ * clientMsgId. A producer is never used again after a send on it failed or ran out of time: kafkajs
+ * rolls the partition's sequence back but keeps the producer id, so the broker, which may well have
+ * stored the failed batch, would take the next batch as its duplicate (acked, never stored) or refuse
+ * every later one as out of order. The failed producer is disconnected in the background and the
+ * next append starts on a fresh one, with a new producer id.
  */
 export class KafkaEventLog implements EventLog {
-  private producer: Producer;
-  private connecting: Promise<void> | undefined;
-  private queue: { messages: ChatMessage[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private session: Session | undefined;
+  private readonly retiring = new Set<Promise<void>>();
+  private queue: PendingAppend[] = [];
   private sending = false;
+  private readonly appendTimeoutMs: number;
+  /** Producers opened and sends that failed (each failure retires its producer). */
+  readonly stats = { producers: 0, failedSends: 0 };
 
   constructor(
-    kafka: Kafka,
+    private readonly kafka: Kafka,
     private readonly topic: string = config.kafka().messagesTopic,
+    options: KafkaEventLogOptions = {},
   ) {
-    this.producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-    });
-  }
-
-  private connect(): Promise<void> {
-    this.connecting ??= this.producer.connect().catch((cause) => {
-      this.connecting = undefined;
-      throw new DependencyError("kafka", "could not connect to Kafka", { cause });
-    });
-    return this.connecting;
+    this.appendTimeoutMs = options.appendTimeoutMs ?? config.kafka().appendTimeoutMs;
   }
 
   append(messages: ChatMessage[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ messages, resolve, reject });
+      this.queue.push({ messages, deadlineAt: Date.now() + this.appendTimeoutMs, resolve, reject });
       void this.flush();
     });
   }
@@ -152,16 +190,25 @@ export class KafkaEventLog implements EventLog {
     this.sending = true;
     try {
       while (this.queue.length > 0) {
+        // The appends made while this batch is in flight wait for the next one: only the answer to
+        // the request that carried a message settles it.
         const batch = this.queue.splice(0, this.queue.length);
+        const budget = remainingMs(Math.min(...batch.map((b) => b.deadlineAt)));
+        const expired = `Kafka did not take the message within ${this.appendTimeoutMs} ms`;
+        if (budget <= 0) {
+          const error = new DependencyTimeoutError("kafka", this.appendTimeoutMs, expired);
+          for (const b of batch) b.reject(error);
+          continue;
+        }
+        this.session ??= this.open();
+        const session = this.session;
+        const sent = this.send(session, batch, budget);
         try {
-          await this.connect();
-          await this.producer.send({
-            topic: this.topic,
-            acks: -1,
-            messages: batch.flatMap((b) => b.messages.map(encodeMessageRecord)),
-          });
+          await withDeadline("kafka", budget, sent, expired);
           for (const b of batch) b.resolve();
         } catch (cause) {
+          this.stats.failedSends++;
+          this.retire(session, sent);
           const error =
             cause instanceof DependencyError
               ? cause
@@ -174,8 +221,56 @@ export class KafkaEventLog implements EventLog {
     }
   }
 
+  private open(): Session {
+    this.stats.producers++;
+    return {
+      producer: this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        // A few quick retries (a closed connection, a leader moving) fit in an append's deadline;
+        // a send given up on stops retrying soon after, so its retired producer goes away soon too.
+        retry: { initialRetryTime: 100, retries: 3, maxRetryTime: 1000 },
+      }),
+    };
+  }
+
+  private async send(session: Session, batch: PendingAppend[], timeoutMs: number): Promise<void> {
+    try {
+      session.connected ??= session.producer.connect();
+      await session.connected;
+    } catch (cause) {
+      throw new DependencyError("kafka", "could not connect to Kafka", { cause });
+    }
+    await session.producer.send({
+      topic: this.topic,
+      acks: -1,
+      // The broker's wait for the in-sync replicas: no longer than the append may take.
+      timeout: timeoutMs,
+      messages: batch.flatMap((b) => b.messages.map(encodeMessageRecord)),
+    });
+  }
+
+  /**
+   * Takes a producer out of use after a failed send and disconnects it in the background, bounded:
+   * once at once (which fails the request it has in flight), and again once its abandoned send has
+   * settled, since kafkajs reconnects to retry a send whose connection closed.
+   */
+  private retire(session: Session, inflight: Promise<unknown>): void {
+    if (this.session === session) this.session = undefined;
+    const stop = () =>
+      withDeadline("kafka", RETIRE_DISCONNECT_MS, () => session.producer.disconnect()).catch(() => undefined);
+    const done = stop()
+      .then(() => withDeadline("kafka", RETIRE_SETTLE_MS, inflight).catch(() => undefined))
+      .then(stop);
+    this.retiring.add(done);
+    void done.then(() => this.retiring.delete(done));
+  }
+
   async disconnect(): Promise<void> {
-    if (this.connecting) await this.producer.disconnect();
-    this.connecting = undefined;
+    const session = this.session;
+    this.session = undefined;
+    if (session?.connected) await session.producer.disconnect();
+    await Promise.all(this.retiring);
   }
 }

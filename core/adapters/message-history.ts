@@ -5,6 +5,7 @@
  * too, over the same pool, so one piece of SQL serves both.
  */
 import { Pool } from "pg";
+import { config } from "../config";
 import { DependencyError } from "../errors";
 import { createLogger } from "../logger";
 import type { HistoryQuery, MessageHistory } from "../ports";
@@ -86,9 +87,44 @@ export class PgMessageHistory implements MessageHistory {
   }
 }
 
+/** Deadlines of a pool's connections and statements, in milliseconds. */
+export interface PgTimeouts {
+  /** Opening a connection (and waiting for a free one of the pool). */
+  connectMs: number;
+  /** One statement: PostgreSQL cancels it (statement_timeout), and the client gives up on it (query_timeout). */
+  statementMs: number;
+}
+
+/**
+ * pg pool options for {@link PgTimeouts}. The client-side query_timeout is a little longer than the
+ * server's statement_timeout, so a slow statement is cancelled by the server (the connection stays
+ * usable) and only an unreachable server leaves it to the client.
+ */
+export function pgTimeoutOptions(timeouts: PgTimeouts) {
+  return {
+    connectionTimeoutMillis: timeouts.connectMs,
+    statement_timeout: timeouts.statementMs,
+    query_timeout: timeouts.statementMs + 500,
+  };
+}
+
+/** The handlers' read deadlines: DATABASE_READ_TIMEOUT_MS and DATABASE_CONNECT_TIMEOUT_MS (3 s each). */
+export function readTimeouts(): PgTimeouts {
+  const db = config.database();
+  return { connectMs: db.connectTimeoutMs, statementMs: db.readTimeoutMs };
+}
+
 /** A history reader on the database at `databaseUrl`, with a small pool (a Lambda serves one request at a time). */
-export function createMessageHistory(databaseUrl: string, maxConnections = 2): PgMessageHistory {
-  const pool = new Pool({ connectionString: databaseUrl, max: maxConnections });
+export function createMessageHistory(
+  databaseUrl: string,
+  maxConnections = 2,
+  timeouts: PgTimeouts = readTimeouts(),
+): PgMessageHistory {
+  const pool = new Pool({
+    connectionString: databaseUrl,
+    max: maxConnections,
+    ...pgTimeoutOptions(timeouts),
+  });
   // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool; unheard,
   // it ends the process (the fault suite's PostgreSQL kill took the gateway down). The pool drops
   // that client itself and the next query opens a new one.

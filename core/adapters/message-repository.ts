@@ -11,11 +11,12 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { DatabaseError, Pool } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { PrismaClient } from "../../prisma/generated/client";
+import { config } from "../config";
 import { ChatError } from "../errors";
 import { createLogger } from "../logger";
 import type { HistoryQuery, MessageRepository } from "../ports";
 import type { ChatMessage } from "../schemas";
-import { MESSAGE_COLUMNS, PgMessageHistory } from "./message-history";
+import { MESSAGE_COLUMNS, PgMessageHistory, type PgTimeouts, pgTimeoutOptions } from "./message-history";
 
 /** A message that collides with a stored row of another messageId on (roomId, seq). */
 export interface MessageConflict {
@@ -230,6 +231,8 @@ export class PrismaMessageRepository implements MessageRepository {
 export interface MessageRepositoryOptions {
   /** Most connections the pool opens (default 5: one persister batch at a time, plus history reads). */
   maxConnections?: number;
+  /** Connection and statement deadlines; default DATABASE_CONNECT_TIMEOUT_MS and DATABASE_WRITE_TIMEOUT_MS. */
+  timeouts?: PgTimeouts;
 }
 
 /** A repository on the database at `databaseUrl` (postgresql://…). */
@@ -237,7 +240,15 @@ export function createMessageRepository(
   databaseUrl: string,
   options: MessageRepositoryOptions = {},
 ): PrismaMessageRepository {
-  const pool = new Pool({ connectionString: databaseUrl, max: options.maxConnections ?? 5 });
+  const db = config.database();
+  const pool = new Pool({
+    connectionString: databaseUrl,
+    max: options.maxConnections ?? 5,
+    // A batch's COPY takes seconds: the writes' deadline is the longer one of DATABASE_WRITE_TIMEOUT_MS.
+    ...pgTimeoutOptions(
+      options.timeouts ?? { connectMs: db.connectTimeoutMs, statementMs: db.writeTimeoutMs },
+    ),
+  });
   // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool, and an
   // unheard "error" ends the process (the fault suite's PostgreSQL kill crashed it). The pool drops
   // that client by itself; the next query opens a new one, and query failures reject as before.
