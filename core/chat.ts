@@ -5,7 +5,15 @@
  */
 import { createHash } from "node:crypto";
 import { ulid } from "ulid";
-import type { ConnectionStore, EventLog, MessageBus, MessageHistory, RateLimit, SendLedger } from "./ports";
+import type {
+  ConnectionStore,
+  EventLog,
+  MessageBus,
+  MessageHistory,
+  RateLimit,
+  SendLedger,
+  SendRecord,
+} from "./ports";
 import {
   type ChatMessage,
   type GetHistoryFrame,
@@ -175,11 +183,11 @@ async function appendToLog(deps: Pick<ChatDeps, "bus" | "log">, message: ChatMes
 
 /**
  * Accepts a message:
- * 1. Redis admits it: a retry it remembers is answered at once (after appending to Kafka, if Kafka
- *    never confirmed it); a first send draws from the rate limit.
- * 2. The ledger (DynamoDB) issues the room's next seq and records the send under (sender,
- *    clientMsgId), so neither a seq nor a retry depends on Redis keeping its newest writes. A retry
- *    Redis forgot is found here and answered with its first seq; the seq just issued is skipped.
+ * 1. Redis admits it (a retry it remembers is answered at once, after appending to Kafka if Kafka
+ *    never confirmed it; a first send draws from the rate limit), while the ledger (DynamoDB) is
+ *    asked whether (sender, clientMsgId) was sent before: Redis may have lost that, the ledger not.
+ * 2. The ledger issues the room's next seq and records the send, so neither a seq nor a retry
+ *    depends on Redis keeping its newest writes.
  * 3. Redis publishes it (recent history, and the fan-out stream in seq order).
  * 4. Kafka appends it (acks from every in-sync replica), and only then is it acked.
  * Reusing a clientMsgId for another room or text answers CONFLICT, and nothing more is delivered or
@@ -191,18 +199,22 @@ export async function sendMessage(
   frame: SendMessageFrame,
 ): Promise<SendOutcome> {
   if (!(await isMember(deps, caller.connectionId, frame.roomId))) return { ok: false, code: "NOT_A_MEMBER" };
-  const bus = await deps.bus();
-  const admitted = await bus.admit(caller, frame.clientMsgId, deps.rateLimit);
-  if (admitted.status === "rate-limited") return { ok: false, code: "RATE_LIMITED" };
+  const [bus, ledger] = await Promise.all([deps.bus(), deps.ledger()]);
+  const [admitted, known] = await Promise.all([
+    bus.admit(caller, frame.clientMsgId, deps.rateLimit),
+    ledger.findSend(caller.userId, frame.clientMsgId),
+  ]);
+  const textDigest = digestOf(frame.text);
   if (admitted.status === "duplicate") {
-    const { message } = admitted;
-    if (message.roomId !== frame.roomId || message.text !== frame.text)
+    const { sent, unlogged } = admitted;
+    if (sent.roomId !== frame.roomId || sent.textDigest !== textDigest)
       return { ok: false, code: "CONFLICT" };
-    if (!admitted.logged) await appendToLog(deps, message);
-    return { ok: true, messageId: message.messageId, seq: message.seq };
+    if (unlogged) await appendToLog(deps, unlogged);
+    return { ok: true, messageId: sent.messageId, seq: sent.seq };
   }
+  if (known) return resend(deps, caller, frame, known, textDigest);
+  if (admitted.status === "rate-limited") return { ok: false, code: "RATE_LIMITED" };
 
-  const ledger = await deps.ledger();
   const seq = await ledger.nextSeq(frame.roomId, () => seedRoom(deps, frame.roomId));
   const message: ChatMessage = {
     messageId: (deps.newId ?? ulid)(),
@@ -214,27 +226,43 @@ export async function sendMessage(
     sentAt: new Date((deps.now ?? Date.now)()).toISOString(),
     clientMsgId: frame.clientMsgId,
   };
-  const textDigest = digestOf(frame.text);
   const recorded = await ledger.recordSend({ ...message, textDigest });
   if (!recorded.recorded) {
-    // Best effort: a seq left unskipped only holds the room's stream until the fan-out releases it.
+    // The same send raced this one to the ledger: the seq just issued carries nothing. Best effort: a
+    // seq left unskipped only holds the room's stream until the fan-out releases it.
     await bus.skip(frame.roomId, seq).catch(() => undefined);
-    const { existing } = recorded;
-    if (existing.roomId !== frame.roomId || existing.textDigest !== textDigest) {
-      return { ok: false, code: "CONFLICT" };
-    }
-    // Not published again: it may have reached its room already, and its seq's place has passed.
-    const first: ChatMessage = {
-      ...message,
-      messageId: existing.messageId,
-      seq: existing.seq,
-      sentAt: existing.sentAt,
-    };
-    await (await deps.log()).append([first]);
-    await bus.remember(first);
-    return { ok: true, messageId: first.messageId, seq: first.seq };
+    return resend(deps, caller, frame, recorded.existing, textDigest);
   }
-  await bus.publish(message);
+  await bus.publish(message, textDigest);
+  await appendToLog(deps, message);
+  return { ok: true, messageId: message.messageId, seq: message.seq };
+}
+
+/**
+ * A retry that Redis did not remember but the ledger did: answered with its first ack. It is put on
+ * the fan-out stream only where the stream still waits for its seq (its first attempt failed before
+ * Redis had it), and appended to Kafka again (the persister keeps one copy per messageId).
+ */
+async function resend(
+  deps: SendDeps,
+  caller: Caller,
+  frame: SendMessageFrame,
+  first: SendRecord,
+  textDigest: string,
+): Promise<SendOutcome> {
+  if (first.roomId !== frame.roomId || first.textDigest !== textDigest)
+    return { ok: false, code: "CONFLICT" };
+  const message: ChatMessage = {
+    messageId: first.messageId,
+    roomId: first.roomId,
+    seq: first.seq,
+    senderId: caller.userId,
+    ...(caller.name !== undefined ? { senderName: caller.name } : {}),
+    text: frame.text,
+    sentAt: first.sentAt,
+    clientMsgId: frame.clientMsgId,
+  };
+  await (await deps.bus()).publish(message, textDigest, true);
   await appendToLog(deps, message);
   return { ok: true, messageId: message.messageId, seq: message.seq };
 }

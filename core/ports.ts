@@ -67,6 +67,8 @@ export interface SendLedger {
   nextSeq(roomId: string, seed: () => Promise<number>): Promise<number>;
   /** The highest seq issued in the room, or undefined when the ledger has never counted it. */
   currentSeq(roomId: string): Promise<number | undefined>;
+  /** The send recorded under (sender, clientMsgId), if any (a strongly consistent read). */
+  findSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined>;
   /**
    * Records the send unless (sender, clientMsgId) is recorded already; then answers that record,
    * and nothing is written.
@@ -81,9 +83,13 @@ export interface RateLimit {
   burst: number;
 }
 
+/** What a retry is answered with, and what tells it from a reuse of its clientMsgId. */
+export type SentRecord = Pick<SendRecord, "messageId" | "roomId" | "seq" | "textDigest">;
+
 export type AdmitOutcome =
   | { status: "admitted" }
-  | { status: "duplicate"; message: ChatMessage; logged: boolean }
+  /** `unlogged`: the whole message, while Kafka has not confirmed it. */
+  | { status: "duplicate"; sent: SentRecord; unlogged?: ChatMessage }
   | { status: "rate-limited" };
 
 /**
@@ -98,12 +104,13 @@ export interface MessageBus {
     clientMsgId: string,
     rate: RateLimit,
   ): Promise<AdmitOutcome>;
-  /** Recent history, the fan-out stream in seq order, and the retry cache until Kafka confirms. */
-  publish(message: ChatMessage): Promise<void>;
+  /**
+   * Recent history, the fan-out stream in seq order, and the retry cache. A `retry` (a send the
+   * ledger answered) goes on the stream only where the stream is known to be waiting for it.
+   */
+  publish(message: ChatMessage, textDigest: string, retry?: boolean): Promise<void>;
   /** A seq the ledger issued to no message (a conflicting retry): later seqs need not wait for it. */
   skip(roomId: string, seq: number): Promise<void>;
-  /** Caches a send that Kafka has, for retries. */
-  remember(message: ChatMessage): Promise<void>;
   markLogged(senderId: string, clientMsgId: string): Promise<void>;
   /** Where a room the ledger starts counting begins: its stream waits for `seq + 1` first. */
   startAt(roomId: string, seq: number): Promise<void>;

@@ -77,6 +77,8 @@ export interface FanoutStats {
   failed: number;
   retried: number;
   messages: number;
+  /** Entries at or below a seq already delivered in their room (a stream that went back), not sent. */
+  stale: number;
   swept: number;
   shards: number[];
 }
@@ -121,12 +123,20 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   const owned = new Set<number>();
   const loops = new Map<number, Promise<void>>();
   const members = new Map<string, { version: string; at: number; ids: Member[] }>();
+  /**
+   * The highest seq this worker delivered per room (the most recently active rooms): a seq at or
+   * below it is not delivered again, so a stream that went back (a Redis that lost its newest
+   * writes) neither doubles nor reorders what connections receive.
+   */
+  const delivered = new Map<string, number>();
+  const DELIVERED_ROOMS = 100_000;
   const stats: FanoutStats = {
     delivered: 0,
     gone: 0,
     failed: 0,
     retried: 0,
     messages: 0,
+    stale: 0,
     swept: 0,
     shards: [],
   };
@@ -176,12 +186,20 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   }
 
   async function deliver(entry: Entry): Promise<void> {
-    const ids = await membersOf(entry.message.roomId, entry.membershipVersion);
+    const { roomId, seq } = entry.message;
+    const last = delivered.get(roomId);
+    if (last !== undefined && seq <= last) {
+      stats.stale++;
+      return;
+    }
+    const ids = await membersOf(roomId, entry.membershipVersion);
     const data = JSON.stringify(toMessageFrame(entry.message));
-    const { seq } = entry.message;
     await Promise.all(
       ids.filter((m) => m.joinedSeq < seq).map((m) => limit(() => post(m.connectionId, data))),
     );
+    delivered.delete(roomId);
+    delivered.set(roomId, seq);
+    if (delivered.size > DELIVERED_ROOMS) delivered.delete(delivered.keys().next().value as string);
     stats.messages++;
   }
 

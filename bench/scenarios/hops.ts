@@ -127,7 +127,7 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
   });
   hops.push({
     hop: "Redis publish script",
-    latencyMs: await time(n, (i) => bus.publish({ ...draft(i), seq: i + 1 })),
+    latencyMs: await time(n, (i) => bus.publish({ ...draft(i), seq: i + 1 }, "x")),
   });
 
   await ensureTopics(createKafka());

@@ -297,24 +297,31 @@ export class DynamoSendLedger implements SendLedger {
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
       }
-      const out = await this.doc.send(
-        new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
-      );
-      const item = out.Item;
-      if (!item) throw new Error("a send record refused as existing could not be read back");
-      return {
-        recorded: false as const,
-        existing: {
-          senderId: String(item.senderId),
-          clientMsgId: String(item.clientMsgId),
-          messageId: String(item.messageId),
-          roomId: String(item.roomId),
-          seq: Number(item.seq),
-          textDigest: String(item.textDigest),
-          sentAt: String(item.sentAt),
-        },
-      };
+      const existing = await this.readSend(record.senderId, record.clientMsgId);
+      if (!existing) throw new Error("a send record refused as existing could not be read back");
+      return { recorded: false as const, existing };
     });
+  }
+
+  findSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined> {
+    return wrap("find send", () => this.readSend(senderId, clientMsgId));
+  }
+
+  private async readSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: sentKey(senderId, clientMsgId), ConsistentRead: true }),
+    );
+    const item = out.Item;
+    if (!item) return undefined;
+    return {
+      senderId: String(item.senderId),
+      clientMsgId: String(item.clientMsgId),
+      messageId: String(item.messageId),
+      roomId: String(item.roomId),
+      seq: Number(item.seq),
+      textDigest: String(item.textDigest),
+      sentAt: String(item.sentAt),
+    };
   }
 }
 

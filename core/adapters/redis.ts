@@ -5,8 +5,9 @@
  * each send's record) is kept by the send ledger in DynamoDB, and everything below either expires
  * or is trimmed, so a Redis node's memory is bounded by design (README, "Redis memory"). Keys:
  *
- * - `dedupe:{senderId}:{clientMsgId}`  hash: m = message JSON, s = "a" (accepted) | "l" (in the log);
- *                                      kept until Kafka has it, then `dedupeTtlSeconds`
+ * - `dedupe:{senderId}:{clientMsgId}`  hash: k = what a retry is answered with (SentRecord JSON),
+ *                                      s = "a" (accepted) | "l" (in the log), m = the message JSON
+ *                                      until Kafka has it; then only k and s, for `dedupeTtlSeconds`
  * - `room:{roomId}:seq`                the highest seq put on the fan-out stream
  * - `room:{roomId}:held`               sorted set of messages waiting for a lower seq (a skipped seq
  *                                      has the member "-{seq}")
@@ -23,7 +24,7 @@
 import type { Redis, RedisOptions } from "ioredis";
 import { config } from "../config";
 import { DependencyError } from "../errors";
-import type { AdmitOutcome, MessageBus, RateLimit } from "../ports";
+import type { AdmitOutcome, MessageBus, RateLimit, SentRecord } from "../ports";
 import type { ChatMessage } from "../schemas";
 
 export const keys = {
@@ -65,8 +66,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 /** A retry is answered from the dedupe record; a first send draws from the token bucket. */
 const ADMIT = `${NOW}
-local d = redis.call('HMGET', KEYS[1], 'm', 's')
-if d[1] then return {'dup', d[1], d[2]} end
+local d = redis.call('HMGET', KEYS[1], 'k', 's', 'm')
+if d[1] then return {'dup', d[1], d[2], d[3] or ''} end
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local b = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
@@ -106,26 +107,33 @@ redis.call('SET', KEYS[1], pub, 'EX', ttl)
  * Publishes a message under the seq the ledger issued, or skips a seq issued to nothing (m = '').
  * Seqs come from DynamoDB, so two sends of one room may reach Redis out of order: a message whose
  * predecessor is not on the stream yet is held until it is (or until the fan-out releases a room
- * held too long, after a sender died between the two steps). The stream stays in seq order per room.
+ * held too long, after a sender died between the two steps). The stream stays in seq order per
+ * room: a seq it has passed already (released, or published before) is not put on it again, and
+ * is a client's getHistory away. Without a cursor (a room Redis lost or let expire) a first send
+ * goes out as it comes; a retry does not, since it may have gone out before Redis lost the cursor.
  *
  * KEYS: seq, held, stream, mver, dedupe, recent, pendingLog, heldRooms
- * ARGV: streamMaxLen, roomTtl, m, seq, recentSize, pendingTtl, pendingMember, roomId
+ * ARGV: streamMaxLen, roomTtl, m, seq, recentSize, pendingTtl, pendingMember, roomId, k, retry
  */
 const PUBLISH = `${NOW}
 local ttl = tonumber(ARGV[2])
 local seq = tonumber(ARGV[4])
 local m = ARGV[3]
 if m ~= '' then
-  redis.call('HSET', KEYS[5], 'm', m, 's', 'a')
+  redis.call('HSET', KEYS[5], 'k', ARGV[9], 'm', m, 's', 'a')
   redis.call('EXPIRE', KEYS[5], ARGV[6])
   redis.call('ZADD', KEYS[7], now, ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], seq, seq)
   redis.call('ZADD', KEYS[6], seq, m)
   redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -(tonumber(ARGV[5]) + 1))
   redis.call('EXPIRE', KEYS[6], ttl)
 end
 local pub = tonumber(redis.call('GET', KEYS[1]))
+if pub and seq <= pub then return 'passed' end
+if not pub and ARGV[10] == '1' then return 'unknown' end
 if pub and seq > pub + 1 then
   if m == '' then m = '-' .. seq end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], seq, seq)
   redis.call('ZADD', KEYS[2], seq, m)
   redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('ZADD', KEYS[8], 'NX', now, ARGV[8])
@@ -134,7 +142,7 @@ end
 if m ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'm', m, 'v', redis.call('GET', KEYS[4]) or '0')
 end
-if not pub or seq > pub then pub = seq end
+pub = seq
 ${DRAIN}
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('ZREM', KEYS[8], ARGV[8]) end
 return 'published'
@@ -157,11 +165,16 @@ return 1
 const MARK_LOGGED = `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 's', 'l')
+  redis.call('HDEL', KEYS[1], 'm')
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 `;
+
+function sentRecord(m: ChatMessage, textDigest: string): SentRecord {
+  return { messageId: m.messageId, roomId: m.roomId, seq: m.seq, textDigest };
+}
 
 type BusRedis = Redis & {
   chatAdmit(...args: (string | number)[]): Promise<string[]>;
@@ -246,8 +259,8 @@ export class RedisMessageBus implements MessageBus {
       case "dup":
         return {
           status: "duplicate",
-          message: JSON.parse(reply[1] as string) as ChatMessage,
-          logged: reply[2] === "l",
+          sent: JSON.parse(reply[1] as string) as SentRecord,
+          ...(reply[2] !== "l" && reply[3] ? { unlogged: JSON.parse(reply[3]) as ChatMessage } : {}),
         };
       case "limited":
         return { status: "rate-limited" };
@@ -260,16 +273,22 @@ export class RedisMessageBus implements MessageBus {
    * Puts the message on its room's recent history and, in seq order, on the fan-out stream, and
    * remembers it for retries and for the sweeper until Kafka confirms it.
    */
-  async publish(message: ChatMessage): Promise<void> {
-    await this.runPublish(message.roomId, message.seq, message);
+  async publish(message: ChatMessage, textDigest: string, retry = false): Promise<void> {
+    await this.runPublish(message.roomId, message.seq, message, textDigest, retry);
   }
 
   /** Tells the stream that a seq the ledger issued carries no message, so later ones need not wait. */
   async skip(roomId: string, seq: number): Promise<void> {
-    await this.runPublish(roomId, seq, undefined);
+    await this.runPublish(roomId, seq, undefined, "", false);
   }
 
-  private async runPublish(roomId: string, seq: number, message: ChatMessage | undefined): Promise<void> {
+  private async runPublish(
+    roomId: string,
+    seq: number,
+    message: ChatMessage | undefined,
+    textDigest: string,
+    retry: boolean,
+  ): Promise<void> {
     // A skipped seq touches neither a dedupe record nor the pending set: the script leaves KEYS[5] be.
     const dedupeKey = message ? keys.dedupe(message.senderId, message.clientMsgId) : keys.seq(roomId);
     await wrap(
@@ -292,6 +311,8 @@ export class RedisMessageBus implements MessageBus {
         // The pending set names the dedupe key as callers see it, without any client key prefix.
         dedupeKey,
         roomId,
+        message ? JSON.stringify(sentRecord(message, textDigest)) : "",
+        retry ? "1" : "0",
       ),
     );
   }
@@ -321,19 +342,6 @@ export class RedisMessageBus implements MessageBus {
       );
     }
     return rooms.length;
-  }
-
-  /** Caches a send the ledger answered, as Kafka has it, so the next retry is answered here. */
-  async remember(message: ChatMessage): Promise<void> {
-    const key = keys.dedupe(message.senderId, message.clientMsgId);
-    await wrap(
-      "remember",
-      this.redis
-        .multi()
-        .hset(key, "m", JSON.stringify(message), "s", "l")
-        .expire(key, this.dedupeTtlSeconds)
-        .exec(),
-    );
   }
 
   /** Records that Kafka has the message, so a retry need not append it again. */
