@@ -9,10 +9,23 @@ import { keys } from "../core/adapters/redis";
 
 const streamKey = keys.stream;
 
-const RENEW = `
+/**
+ * Every script here runs even when Redis is out of memory (noeviction refuses writes): each writes a
+ * few bytes, and without them no worker could deliver the backlog and trim the stream, which is what
+ * frees the memory.
+ */
+const ALLOW_OOM = "#!lua flags=allow-oom";
+
+const ACQUIRE = `${ALLOW_OOM}
+return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX')`;
+const HEARTBEAT = `${ALLOW_OOM}
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[3])
+return redis.call('ZCARD', KEYS[1])`;
+const RENEW = `${ALLOW_OOM}
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
-const RELEASE = `
+const RELEASE = `${ALLOW_OOM}
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 /**
@@ -20,7 +33,7 @@ return 0`;
  * a late writer). The batch's start is kept and its record of started entries emptied, so that a
  * new owner can finish a batch its previous owner died in.
  */
-const ADVANCE = `
+const ADVANCE = `${ALLOW_OOM}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local previous = redis.call('GET', KEYS[2])
 if previous then redis.call('SET', KEYS[3], previous) else redis.call('DEL', KEYS[3]) end
@@ -33,7 +46,7 @@ return 1`;
  * once (SADD answers 0 when another owner already began it). A stale owner whose lease passed to
  * another worker, still delivering its batch, is stopped here instead of delivering twice.
  */
-const CLAIM = `
+const CLAIM = `${ALLOW_OOM}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('SADD', KEYS[2], ARGV[2])`;
 
@@ -48,6 +61,8 @@ export const leaseKeys = {
 };
 
 type LeaseRedis = Redis & {
+  fanoutAcquire(key: string, owner: string, ms: number): Promise<string | null>;
+  fanoutHeartbeat(key: string, now: number, owner: string, ms: number): Promise<number>;
   fanoutRenew(key: string, owner: string, ms: number): Promise<number>;
   fanoutRelease(key: string, owner: string): Promise<number>;
   fanoutClaim(lease: string, started: string, owner: string, id: string): Promise<number>;
@@ -70,6 +85,8 @@ export class ShardLeases {
     readonly shards: number,
     readonly leaseMs: number,
   ) {
+    redis.defineCommand("fanoutAcquire", { numberOfKeys: 1, lua: ACQUIRE });
+    redis.defineCommand("fanoutHeartbeat", { numberOfKeys: 1, lua: HEARTBEAT });
     redis.defineCommand("fanoutRenew", { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand("fanoutRelease", { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand("fanoutAdvance", { numberOfKeys: 4, lua: ADVANCE });
@@ -79,10 +96,10 @@ export class ShardLeases {
 
   /** Records this worker as alive; answers how many workers are alive. */
   async heartbeat(): Promise<number> {
-    const now = Date.now();
-    await this.redis.zadd(leaseKeys.workers, now, this.workerId);
-    await this.redis.zremrangebyscore(leaseKeys.workers, "-inf", now - this.leaseMs);
-    return Math.max(1, await this.redis.zcard(leaseKeys.workers));
+    return Math.max(
+      1,
+      await this.redis.fanoutHeartbeat(leaseKeys.workers, Date.now(), this.workerId, this.leaseMs),
+    );
   }
 
   async leave(): Promise<void> {
@@ -90,7 +107,7 @@ export class ShardLeases {
   }
 
   async tryAcquire(shard: number): Promise<boolean> {
-    return (await this.redis.set(leaseKeys.lease(shard), this.workerId, "PX", this.leaseMs, "NX")) === "OK";
+    return (await this.redis.fanoutAcquire(leaseKeys.lease(shard), this.workerId, this.leaseMs)) === "OK";
   }
 
   async renew(shard: number): Promise<boolean> {

@@ -106,6 +106,12 @@ function semaphore(limit: number) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The smallest stream entry id after `id` ("ms-seq"). */
+export function nextId(id: string): string {
+  const [ms, seq] = id.split("-");
+  return `${ms}-${Number(seq ?? 0) + 1}`;
+}
+
 /** Capped exponential backoff with full jitter. */
 export function backoffMs(attempt: number, baseMs = 50, capMs = 2000): number {
   return Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
@@ -291,8 +297,9 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
         }
         cursor = last;
         await deliverBatch(shard, batch);
-        // Every entry before this batch is delivered: only what is still to deliver stays.
-        await deps.redis.xtrim(stream, "MINID", "~", batch[0]?.[0] as string);
+        // Every entry up to the cursor is delivered: only what is still to deliver stays. (Exact, not
+        // `~`: on a full Redis this is what frees the memory, and it runs there too.)
+        await deps.redis.xtrim(stream, "MINID", "=", nextId(last));
       }
     } catch (err) {
       logger.error({ shard, err }, "shard loop failed; the shard will be taken again");

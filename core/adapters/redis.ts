@@ -148,8 +148,11 @@ if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('ZREM', KEYS[8], ARGV[8]) 
 return 'published'
 `;
 
-/** Gives up waiting for a held room's missing seq: publishes from its lowest held message on. */
-const RELEASE = `
+/**
+ * Gives up waiting for a held room's missing seq: publishes from its lowest held message on. It moves
+ * what Redis holds already, so it runs when Redis is out of memory too.
+ */
+const RELEASE = `#!lua flags=allow-oom
 local ttl = tonumber(ARGV[2])
 local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if #first == 0 then
@@ -162,7 +165,8 @@ if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('ZREM', KEYS[5], ARGV[3]) 
 return 1
 `;
 
-const MARK_LOGGED = `
+/** Runs when Redis is out of memory too: it frees the message body the record no longer needs. */
+const MARK_LOGGED = `#!lua flags=allow-oom
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 's', 'l')
   redis.call('HDEL', KEYS[1], 'm')

@@ -68,6 +68,9 @@ export async function startRedis(options: RedisOptions): Promise<RunningService>
     "no",
     "--logfile",
     "",
+    // As the CDK app sets on ElastiCache: a full Redis refuses writes rather than evicting keys.
+    "--maxmemory-policy",
+    "noeviction",
     ...(options.args ?? []),
   ];
   const server = new ManagedProcess({

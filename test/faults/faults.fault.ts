@@ -1,7 +1,9 @@
 /**
  * Fault injection under load (`npm run test:faults`): steady traffic from real clients in several
  * rooms while, one fault per scenario, a part is killed with SIGKILL and started again: a fan-out
- * worker (one of two), the persister, Redis, the Kafka broker, PostgreSQL and the gateway itself.
+ * worker (one of two), the persister, Redis, the Kafka broker, PostgreSQL and the gateway itself;
+ * and Redis loses its data as ElastiCache can (every key, or its newest writes). Redis keeps only
+ * 20 recent messages per room here, so a stopped persister leaves history to span the gap.
  * After each: every acked message is in PostgreSQL exactly once; every client, after reconnecting and
  * catching up with getHistory, has every message of its room in seq order with nothing doubled; every
  * send during the outage was acked or answered with an error; and the system was back to normal
@@ -10,6 +12,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { type Rig, type ScenarioResult, startRig, Traffic, timeToNormal, verify } from "./harness";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -32,8 +35,8 @@ afterAll(async () => {
 /** The Markdown table the README's is produced from. */
 function table(rows: ScenarioResult[]): string {
   const head =
-    "| scenario | fault | rooms × clients | acked | stored | lost | doubled | outage answers | cut by crash | silent | filled by history | duplicate deliveries | back to normal (bound) | result |\n" +
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    "| scenario | fault | rooms × clients | acked | stored | lost | doubled | seq reused | outage answers | cut by crash | silent | filled by history | duplicate deliveries | back to normal (bound) | result |\n" +
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   const body = rows
     .map((r) =>
       [
@@ -44,6 +47,7 @@ function table(rows: ScenarioResult[]): string {
         r.stored,
         r.lost,
         r.doubled,
+        r.seqReused,
         Object.entries(r.outageAnswers)
           .map(([k, v]) => `${k} ${v}`)
           .join(", ") || "0",
@@ -101,6 +105,7 @@ async function scenario(
   result.passed =
     result.lost === 0 &&
     result.doubled === 0 &&
+    result.seqReused === 0 &&
     result.silent === 0 &&
     result.duplicateDeliveries === 0 &&
     result.stored === result.acked &&
@@ -109,11 +114,12 @@ async function scenario(
   process.stderr.write(
     `[faults] ${name}: ${fault}; ${before} acked before the kill, down ${DOWN_MS} ms; ` +
       `${result.acked} acked, ${result.stored} stored, ${result.lost} lost, ${result.doubled} doubled, ` +
+      `${result.seqReused} seqs reused, ` +
       `outage answers ${JSON.stringify(result.outageAnswers)}, ${result.cutByCrash} cut by the crash, ` +
       `${result.silent} silent, ${result.filledByHistory} filled by history, ${result.duplicateDeliveries} duplicate deliveries, ` +
       `${result.reconnects} reconnects; back to normal ${recoveryMs} ms after the restart (bound ${boundMs} ms)\n`,
   );
-  expect(result).toMatchObject({ lost: 0, doubled: 0, silent: 0, duplicateDeliveries: 0 });
+  expect(result).toMatchObject({ lost: 0, doubled: 0, seqReused: 0, silent: 0, duplicateDeliveries: 0 });
   expect(result.stored).toBe(result.acked);
   expect(result.acked).toBeGreaterThan(before);
   expect(recoveryMs).toBeLessThanOrEqual(boundMs);
@@ -161,6 +167,47 @@ test("PostgreSQL is killed and started again", async () => {
 test("Redis is killed and started again", async () => {
   const redis = rig.service("redis");
   await scenario("redis", "SIGKILL Redis (AOF always)", redis.kill, redis.restart, 20_000);
+});
+
+test("Redis loses every key (a failover to an empty replica)", async () => {
+  const redis = new Redis(rig.stack.env.REDIS_URL as string);
+  try {
+    await scenario(
+      "redis-empty",
+      "FLUSHALL on Redis (every seq cursor, retry record, stream and lease gone)",
+      async () => {
+        await redis.flushall();
+      },
+      async () => undefined,
+      20_000,
+    );
+  } finally {
+    redis.disconnect();
+  }
+});
+
+test("Redis loses its newest writes (an asynchronous failover)", async () => {
+  const redis = new Redis(rig.stack.env.REDIS_URL as string, {
+    keyPrefix: rig.stack.env.REDIS_KEY_PREFIX,
+  });
+  const prefix = rig.stack.env.REDIS_KEY_PREFIX as string;
+  const unprefixed = async (pattern: string) =>
+    (await redis.keys(pattern)).map((k) => k.slice(prefix.length));
+  try {
+    await scenario(
+      "redis-behind",
+      "every room's stream cursor set back 5 and every retry record dropped",
+      async () => {
+        for (const key of await unprefixed("room:*:seq")) await redis.decrby(key, 5);
+        const dedupe = await unprefixed("dedupe:*");
+        if (dedupe.length > 0) await redis.del(...dedupe);
+      },
+      async () => undefined,
+      20_000,
+    );
+  } finally {
+    redis.disconnect();
+  }
 });
 
 test("the Kafka broker is killed and started again", async () => {

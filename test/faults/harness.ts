@@ -35,6 +35,8 @@ export interface ScenarioResult {
   stored: number;
   lost: number;
   doubled: number;
+  /** Acks that named a seq of their room another ack had named for another message. */
+  seqReused: number;
   /** Sends answered with an error frame during the outage, by code (each was retried until acked). */
   outageAnswers: Record<string, number>;
   /** Sends whose connection died before any answer (gateway crash); retried after reconnecting. */
@@ -94,6 +96,8 @@ export async function startRig(settings: Record<string, string> = {}): Promise<R
       FANOUT_SWEEP_AFTER_MS: "2000",
       RATE_LIMIT_PER_SECOND: "1000",
       RATE_LIMIT_BURST: "1000",
+      // Fewer recent messages than an outage's worth: history must span PostgreSQL lagging behind.
+      RECENT_HISTORY_SIZE: "20",
       ...settings,
     },
   });
@@ -219,6 +223,7 @@ export class Traffic {
   readonly outageAnswers: Record<string, number> = {};
   cutByCrash = 0;
   silent = 0;
+  seqReused = 0;
   private running = false;
   private loops: Promise<void>[] = [];
 
@@ -289,7 +294,10 @@ export class Traffic {
         continue;
       }
       if (got.type === "ack") {
-        this.acks.get(room)?.set(got.seq as number, got.messageId as string);
+        const acks = this.acks.get(room);
+        const before = acks?.get(got.seq as number);
+        if (before !== undefined && before !== got.messageId) this.seqReused++;
+        acks?.set(got.seq as number, got.messageId as string);
         return;
       }
       const code = String(got.code ?? got.message ?? "unknown");
@@ -454,6 +462,7 @@ export async function verify(
     stored,
     lost,
     doubled,
+    seqReused: traffic.seqReused,
     outageAnswers: traffic.outageAnswers,
     cutByCrash: traffic.cutByCrash,
     silent: traffic.silent,
