@@ -1,0 +1,330 @@
+/**
+ * The chat domain through its ports, with in-memory fakes at each port's edge: the rules that do not
+ * depend on a real Redis, DynamoDB, Kafka or PostgreSQL (those are the integration tests' job).
+ */
+import { createHash } from "node:crypto";
+import { getHistory, joinRoom, type SendDeps, sendMessage } from "./chat";
+import type {
+  AdmitOutcome,
+  ConnectionStore,
+  EventLog,
+  MessageBus,
+  MessageHistory,
+  SendLedger,
+  SendRecord,
+} from "./ports";
+import type { ChatMessage } from "./schemas";
+
+/** A ledger in memory: one counter per room, one record per (sender, clientMsgId). */
+class FakeLedger implements SendLedger {
+  counters = new Map<string, number>();
+  sends = new Map<string, SendRecord>();
+  /** Called between reading and answering currentSeq: lets a test accept a message in between. */
+  onRead: (() => void) | undefined;
+  async nextSeq(roomId: string, seed: () => Promise<number>): Promise<number> {
+    const next = (this.counters.get(roomId) ?? (await seed())) + 1;
+    this.counters.set(roomId, next);
+    return next;
+  }
+  async currentSeq(roomId: string): Promise<number | undefined> {
+    const value = this.counters.get(roomId);
+    this.onRead?.();
+    return value;
+  }
+  async findSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined> {
+    return this.sends.get(`${senderId}/${clientMsgId}`);
+  }
+  async recordSend(record: SendRecord) {
+    const existing = this.sends.get(`${record.senderId}/${record.clientMsgId}`);
+    if (existing) return { recorded: false as const, existing };
+    this.sends.set(`${record.senderId}/${record.clientMsgId}`, record);
+    return { recorded: true as const };
+  }
+}
+
+/** A bus in memory: admits everything (or what `limited` says), remembers nothing unless told. */
+class FakeBus implements MessageBus {
+  published: { message: ChatMessage; retry: boolean }[] = [];
+  skipped: number[] = [];
+  logged: string[] = [];
+  members = new Set<string>();
+  recent: ChatMessage[] = [];
+  limited = false;
+  cached: AdmitOutcome | undefined;
+  async admit(): Promise<AdmitOutcome> {
+    if (this.cached) return this.cached;
+    return this.limited ? { status: "rate-limited" } : { status: "admitted" };
+  }
+  async publish(message: ChatMessage, _digest: string, retry = false) {
+    this.published.push({ message, retry });
+  }
+  async skip(_roomId: string, seq: number) {
+    this.skipped.push(seq);
+  }
+  async markLogged(senderId: string, clientMsgId: string) {
+    this.logged.push(`${senderId}/${clientMsgId}`);
+  }
+  async startAt() {}
+  async publishedSeq() {
+    return undefined;
+  }
+  async knownMember(roomId: string, connectionId: string) {
+    return this.members.has(`${roomId}/${connectionId}`);
+  }
+  async rememberMember(roomId: string, connectionId: string) {
+    this.members.add(`${roomId}/${connectionId}`);
+  }
+  async forgetMember() {}
+  async bumpMembership() {}
+  async recentFloor() {
+    return this.recent[0]?.seq;
+  }
+  async recentRange(
+    _roomId: string,
+    after: number,
+    before: number,
+    limit: number,
+    from: "oldest" | "newest",
+  ) {
+    const inRange = this.recent.filter((m) => m.seq > after && m.seq < before);
+    return from === "oldest" ? inRange.slice(0, limit) : inRange.slice(-limit);
+  }
+}
+
+class FakeLog implements EventLog {
+  appended: ChatMessage[] = [];
+  async append(messages: ChatMessage[]) {
+    this.appended.push(...messages);
+  }
+  async disconnect() {}
+}
+
+class FakeHistory implements MessageHistory {
+  stored: ChatMessage[] = [];
+  async range(_roomId: string, q: { afterSeq?: number; beforeSeq?: number; limit: number }) {
+    if (q.afterSeq !== undefined)
+      return this.stored.filter((m) => m.seq > (q.afterSeq ?? 0)).slice(0, q.limit);
+    return this.stored.filter((m) => m.seq < (q.beforeSeq ?? Number.POSITIVE_INFINITY)).slice(-q.limit);
+  }
+  async maxSeq() {
+    return this.stored.at(-1)?.seq ?? 0;
+  }
+  async disconnect() {}
+}
+
+const store: ConnectionStore = {
+  putConnection: async () => undefined,
+  getConnection: async () => undefined,
+  removeConnection: async () => [],
+  joinRoom: async () => undefined,
+  leaveRoom: async () => undefined,
+  isMember: async () => true,
+  listMembers: async function* () {},
+};
+
+function world() {
+  const ledger = new FakeLedger();
+  const bus = new FakeBus();
+  const log = new FakeLog();
+  const history = new FakeHistory();
+  let ids = 0;
+  const deps: SendDeps = {
+    store: async () => store,
+    bus: async () => bus,
+    ledger: async () => ledger,
+    log: async () => log,
+    history: async () => history,
+    rateLimit: { scope: "connection", perSecond: 20, burst: 40 },
+    newId: () => `m${++ids}`,
+    now: () => Date.UTC(2026, 11, 2),
+  };
+  return { ledger, bus, log, history, deps };
+}
+
+const alice = { connectionId: "c1", userId: "alice", name: "Alice" };
+const frame = (roomId: string, text: string, clientMsgId: string) =>
+  ({ action: "sendMessage", roomId, text, clientMsgId }) as const;
+
+describe("sendMessage", () => {
+  test("issues seqs from the ledger, publishes, appends, then acks", async () => {
+    const { deps, bus, log, ledger } = world();
+    expect(await sendMessage(deps, alice, frame("r", "one", "a"))).toEqual({
+      ok: true,
+      messageId: "m1",
+      seq: 1,
+    });
+    expect(await sendMessage(deps, alice, frame("r", "two", "b"))).toEqual({
+      ok: true,
+      messageId: "m2",
+      seq: 2,
+    });
+    expect(bus.published.map((p) => [p.message.seq, p.retry])).toEqual([
+      [1, false],
+      [2, false],
+    ]);
+    expect(log.appended.map((m) => m.text)).toEqual(["one", "two"]);
+    expect(bus.logged).toEqual(["alice/a", "alice/b"]);
+    expect(ledger.counters.get("r")).toBe(2);
+  });
+
+  test("a retry the ledger knows (Redis forgot it) answers its first ack, draws no seq, and goes out only as a retry", async () => {
+    const { deps, bus, log, ledger } = world();
+    const first = await sendMessage(deps, alice, frame("r", "one", "a"));
+    const again = await sendMessage(deps, alice, frame("r", "one", "a"));
+    expect(again).toEqual(first);
+    expect(ledger.counters.get("r")).toBe(1);
+    expect(bus.published.map((p) => p.retry)).toEqual([false, true]);
+    expect(log.appended.map((m) => m.messageId)).toEqual(["m1", "m1"]);
+  });
+
+  test("a clientMsgId reused for another room or another text is a CONFLICT, and nothing is sent", async () => {
+    const { deps, bus, log } = world();
+    await sendMessage(deps, alice, frame("r", "one", "a"));
+    expect(await sendMessage(deps, alice, frame("s", "one", "a"))).toEqual({ ok: false, code: "CONFLICT" });
+    expect(await sendMessage(deps, alice, frame("r", "other", "a"))).toEqual({ ok: false, code: "CONFLICT" });
+    expect(bus.published).toHaveLength(1);
+    expect(log.appended).toHaveLength(1);
+    // Another user may use the same id.
+    const bob = { connectionId: "c2", userId: "bob" };
+    expect(await sendMessage(deps, bob, frame("s", "one", "a"))).toMatchObject({ ok: true, seq: 1 });
+  });
+
+  test("a retry Redis remembers is answered from Redis, appending only what Kafka never confirmed", async () => {
+    const { deps, bus, log, ledger } = world();
+    const pending: ChatMessage = {
+      messageId: "m9",
+      roomId: "r",
+      seq: 9,
+      senderId: "alice",
+      text: "one",
+      sentAt: "2026-12-02T00:00:00.000Z",
+      clientMsgId: "a",
+    };
+    const digest = "mX6yO9bLckFq1Kz8Sc7cXw"; // not the digest of "one": answers CONFLICT
+    bus.cached = { status: "duplicate", sent: { messageId: "m9", roomId: "r", seq: 9, textDigest: digest } };
+    expect(await sendMessage(deps, alice, frame("r", "one", "a"))).toEqual({ ok: false, code: "CONFLICT" });
+
+    const real = createHash("sha256").update("one").digest("base64url").slice(0, 22);
+    bus.cached = {
+      status: "duplicate",
+      sent: { messageId: "m9", roomId: "r", seq: 9, textDigest: real },
+      unlogged: pending,
+    };
+    expect(await sendMessage(deps, alice, frame("r", "one", "a"))).toEqual({
+      ok: true,
+      messageId: "m9",
+      seq: 9,
+    });
+    expect(log.appended).toEqual([pending]);
+    bus.cached = { status: "duplicate", sent: { messageId: "m9", roomId: "r", seq: 9, textDigest: real } };
+    expect(await sendMessage(deps, alice, frame("r", "one", "a"))).toEqual({
+      ok: true,
+      messageId: "m9",
+      seq: 9,
+    });
+    expect(log.appended).toHaveLength(1);
+    expect(ledger.counters.size).toBe(0);
+  });
+
+  test("a rate-limited first send draws no seq; a known retry is answered even then", async () => {
+    const { deps, bus, ledger } = world();
+    await sendMessage(deps, alice, frame("r", "one", "a"));
+    bus.limited = true;
+    expect(await sendMessage(deps, alice, frame("r", "two", "b"))).toEqual({
+      ok: false,
+      code: "RATE_LIMITED",
+    });
+    expect(await sendMessage(deps, alice, frame("r", "one", "a"))).toMatchObject({ ok: true, seq: 1 });
+    expect(ledger.counters.get("r")).toBe(1);
+  });
+
+  test("a room the ledger never counted starts after the highest stored seq", async () => {
+    const { deps, history } = world();
+    history.stored = [1, 2, 3].map((seq) => ({
+      messageId: `old${seq}`,
+      roomId: "r",
+      seq,
+      senderId: "bob",
+      text: "old",
+      sentAt: "2026-12-01T00:00:00.000Z",
+      clientMsgId: `o${seq}`,
+    }));
+    expect(await sendMessage(deps, alice, frame("r", "new", "a"))).toMatchObject({ seq: 4 });
+  });
+});
+
+describe("joinRoom", () => {
+  test("answers the seq read after the membership is recorded, and records the one read before", async () => {
+    const { deps, ledger } = world();
+    ledger.counters.set("r", 5);
+    let reads = 0;
+    // A message is accepted while the join is under way: after the first read of the seq.
+    ledger.onRead = () => {
+      if (++reads === 1) ledger.counters.set("r", 6);
+    };
+    const recorded: number[] = [];
+    const watching: ConnectionStore = {
+      ...store,
+      joinRoom: async (_c, _r, _u, _e, joinedSeq) => {
+        recorded.push(joinedSeq ?? 0);
+      },
+    };
+    const answer = await joinRoom(
+      { ...deps, store: async () => watching, connectionTtlSeconds: 60 },
+      alice,
+      "r",
+    );
+    expect(recorded).toEqual([5]);
+    expect(answer).toEqual({ lastSeq: 6 });
+  });
+});
+
+describe("getHistory", () => {
+  const message = (seq: number): ChatMessage => ({
+    messageId: `m${seq}`,
+    roomId: "r",
+    seq,
+    senderId: "bob",
+    text: `t${seq}`,
+    sentAt: "2026-12-02T00:00:00.000Z",
+    clientMsgId: `c${seq}`,
+  });
+
+  test("stops with hasMore where PostgreSQL has not caught up with Redis's window, forwards and back", async () => {
+    const { deps, bus, history } = world();
+    bus.members.add("r/c1");
+    history.stored = [1, 2, 3].map(message);
+    bus.recent = [8, 9, 10].map(message);
+    const page = (q: { afterSeq?: number; beforeSeq?: number; limit?: number }) =>
+      getHistory(deps, alice, { action: "getHistory", roomId: "r", ...q });
+    const seqs = async (q: Parameters<typeof page>[0]) => {
+      const out = await page(q);
+      if (!out.ok) throw new Error(out.code);
+      return { seqs: out.messages.map((m) => m.seq), hasMore: out.hasMore };
+    };
+    expect(await seqs({ afterSeq: 0, limit: 10 })).toEqual({ seqs: [1, 2, 3], hasMore: true });
+    expect(await seqs({ afterSeq: 3, limit: 10 })).toEqual({ seqs: [], hasMore: true });
+    expect(await seqs({ afterSeq: 7, limit: 10 })).toEqual({ seqs: [8, 9, 10], hasMore: false });
+    expect(await seqs({ limit: 10 })).toEqual({ seqs: [8, 9, 10], hasMore: true });
+    expect(await seqs({ beforeSeq: 8, limit: 10 })).toEqual({ seqs: [], hasMore: true });
+
+    // Once stored, the same pages are whole.
+    history.stored = [1, 2, 3, 4, 5, 6, 7, 8].map(message);
+    expect(await seqs({ afterSeq: 0, limit: 10 })).toEqual({ seqs: range(1, 10), hasMore: false });
+    expect(await seqs({ limit: 10 })).toEqual({ seqs: range(1, 10), hasMore: false });
+  });
+
+  test("a seq that carries no message is no gap once PostgreSQL has passed it", async () => {
+    const { deps, bus, history } = world();
+    bus.members.add("r/c1");
+    history.stored = [1, 2, 4, 5].map(message);
+    bus.recent = [4, 5].map(message);
+    const out = await getHistory(deps, alice, { action: "getHistory", roomId: "r", limit: 10 });
+    expect(out).toMatchObject({ ok: true, hasMore: false });
+    if (out.ok) expect(out.messages.map((m) => m.seq)).toEqual([1, 2, 4, 5]);
+  });
+});
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
