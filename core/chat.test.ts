@@ -3,15 +3,20 @@
  * depend on a real Redis, DynamoDB, Kafka or PostgreSQL (those are the integration tests' job).
  */
 import { createHash } from "node:crypto";
-import { getHistory, joinRoom, type SendDeps, sendMessage } from "./chat";
+import { type ChatDeps, getHistory, joinRoom, sendMessage } from "./chat";
 import type {
   AdmitOutcome,
   ConnectionStore,
   EventLog,
   MessageBus,
   MessageHistory,
+  RoomDirectory,
+  RoomInfo,
+  RoomKind,
+  RoomRole,
   SendLedger,
   SendRecord,
+  UserRoom,
 } from "./ports";
 import type { ChatMessage } from "./schemas";
 
@@ -65,6 +70,13 @@ class FakeBus implements MessageBus {
     this.logged.push(`${senderId}/${clientMsgId}`);
   }
   async startAt() {}
+  notified: { roomId: string; connectionIds: string[]; frame: object }[] = [];
+  async notify(roomId: string, connectionIds: string[], frame: object) {
+    this.notified.push({ roomId, connectionIds, frame });
+  }
+  async meter() {
+    return !this.limited;
+  }
   async publishedSeq() {
     return undefined;
   }
@@ -112,15 +124,82 @@ class FakeHistory implements MessageHistory {
   async disconnect() {}
 }
 
-const store: ConnectionStore = {
-  putConnection: async () => undefined,
-  getConnection: async () => undefined,
-  removeConnection: async () => [],
-  joinRoom: async () => undefined,
-  leaveRoom: async () => undefined,
-  isMember: async () => true,
-  listMembers: async function* () {},
-};
+/** Rooms in memory, with the same rules as the DynamoDB directory. */
+class FakeRooms implements RoomDirectory {
+  rooms = new Map<string, RoomInfo>();
+  users = new Map<string, UserRoom>();
+  async room(roomId: string) {
+    return this.rooms.get(roomId);
+  }
+  async createRoom(
+    room: { roomId: string; kind: RoomKind; owner?: string },
+    users: { userId: string; role: RoomRole }[],
+  ) {
+    if (this.rooms.has(room.roomId)) return false;
+    this.rooms.set(room.roomId, { ...room, memberCount: users.length });
+    for (const u of users)
+      this.users.set(`${u.userId}/${room.roomId}`, {
+        roomId: room.roomId,
+        kind: room.kind,
+        role: u.role,
+        lastReadSeq: 0,
+      });
+    return true;
+  }
+  async userRoom(userId: string, roomId: string) {
+    return this.users.get(`${userId}/${roomId}`);
+  }
+  async addUser(
+    room: { roomId: string; kind: RoomKind },
+    userId: string,
+    role: "member" | "invited",
+    max: number,
+  ) {
+    const key = `${userId}/${room.roomId}`;
+    const current = this.users.get(key);
+    if (current) {
+      if (current.role === "invited" && role === "member") current.role = "member";
+      return current;
+    }
+    const info = this.rooms.get(room.roomId) ?? { roomId: room.roomId, kind: room.kind, memberCount: 0 };
+    if (info.memberCount >= max) return "full" as const;
+    this.rooms.set(room.roomId, { ...info, memberCount: info.memberCount + 1 });
+    const added = { roomId: room.roomId, kind: room.kind, role, lastReadSeq: 0 };
+    this.users.set(key, added);
+    return added;
+  }
+  async removeUser(roomId: string, userId: string) {
+    return this.users.delete(`${userId}/${roomId}`);
+  }
+  async userRooms(userId: string) {
+    return [...this.users].filter(([k]) => k.startsWith(`${userId}/`)).map(([, v]) => v);
+  }
+  async markRead(userId: string, roomId: string, seq: number) {
+    const u = this.users.get(`${userId}/${roomId}`);
+    if (!u) return undefined;
+    u.lastReadSeq = Math.max(u.lastReadSeq, seq);
+    return u.lastReadSeq;
+  }
+}
+
+/** Memberships in memory; every connection is a member of room "r" from the start. */
+function memoryStore(): ConnectionStore {
+  const joined = new Set<string>();
+  return {
+    putConnection: async () => undefined,
+    getConnection: async () => undefined,
+    connectionsOf: async () => [],
+    removeConnection: async () => [],
+    joinRoom: async (connectionId, roomId) => {
+      joined.add(`${roomId}/${connectionId}`);
+    },
+    leaveRoom: async (connectionId, roomId) => {
+      joined.delete(`${roomId}/${connectionId}`);
+    },
+    isMember: async (connectionId, roomId) => roomId === "r" || joined.has(`${roomId}/${connectionId}`),
+    listMembers: async function* () {},
+  };
+}
 
 function world() {
   const ledger = new FakeLedger();
@@ -128,17 +207,23 @@ function world() {
   const log = new FakeLog();
   const history = new FakeHistory();
   let ids = 0;
-  const deps: SendDeps = {
+  const rooms = new FakeRooms();
+  const store = memoryStore();
+  const deps: ChatDeps = {
     store: async () => store,
     bus: async () => bus,
     ledger: async () => ledger,
     log: async () => log,
     history: async () => history,
+    rooms: async () => rooms,
     rateLimit: { scope: "connection", perSecond: 20, burst: 40 },
+    actionRateLimit: { scope: "user", perSecond: 10, burst: 30 },
+    limits: { maxMembers: 3, maxConnectionsPerUser: 10 },
+    connectionTtlSeconds: 60,
     newId: () => `m${++ids}`,
     now: () => Date.UTC(2026, 11, 2),
   };
-  return { ledger, bus, log, history, deps };
+  return { ledger, bus, log, history, rooms, store, deps };
 }
 
 const alice = { connectionId: "c1", userId: "alice", name: "Alice" };
@@ -180,12 +265,14 @@ describe("sendMessage", () => {
   test("a clientMsgId reused for another room or another text is a CONFLICT, and nothing is sent", async () => {
     const { deps, bus, log } = world();
     await sendMessage(deps, alice, frame("r", "one", "a"));
+    await joinRoom(deps, alice, "s");
     expect(await sendMessage(deps, alice, frame("s", "one", "a"))).toEqual({ ok: false, code: "CONFLICT" });
     expect(await sendMessage(deps, alice, frame("r", "other", "a"))).toEqual({ ok: false, code: "CONFLICT" });
     expect(bus.published).toHaveLength(1);
     expect(log.appended).toHaveLength(1);
     // Another user may use the same id.
     const bob = { connectionId: "c2", userId: "bob" };
+    await joinRoom(deps, bob, "s");
     expect(await sendMessage(deps, bob, frame("s", "one", "a"))).toMatchObject({ ok: true, seq: 1 });
   });
 
@@ -255,7 +342,7 @@ describe("sendMessage", () => {
 
 describe("joinRoom", () => {
   test("answers the seq read after the membership is recorded, and records the one read before", async () => {
-    const { deps, ledger } = world();
+    const { deps, ledger, store } = world();
     ledger.counters.set("r", 5);
     let reads = 0;
     // A message is accepted while the join is under way: after the first read of the seq.
@@ -275,7 +362,41 @@ describe("joinRoom", () => {
       "r",
     );
     expect(recorded).toEqual([5]);
-    expect(answer).toEqual({ lastSeq: 6 });
+    expect(answer).toEqual({ ok: true, lastSeq: 6, lastReadSeq: 0 });
+  });
+});
+
+describe("access", () => {
+  test("a private room takes its owner and invitees only, a public room anyone up to its limit", async () => {
+    const { deps, rooms, bus } = world();
+    await rooms.createRoom({ roomId: "p", kind: "private", owner: "owner" }, [
+      { userId: "owner", role: "owner" },
+      { userId: "alice", role: "invited" },
+    ]);
+    const mallory = { connectionId: "c9", userId: "mallory" };
+    expect(await joinRoom(deps, mallory, "p")).toEqual({ ok: false, code: "FORBIDDEN" });
+    expect(await sendMessage(deps, mallory, frame("p", "hi", "m1"))).toEqual({
+      ok: false,
+      code: "FORBIDDEN",
+    });
+    expect(await getHistory(deps, mallory, { action: "getHistory", roomId: "p" })).toEqual({
+      ok: false,
+      code: "FORBIDDEN",
+    });
+    expect(await joinRoom(deps, alice, "p")).toMatchObject({ ok: true });
+    expect((await rooms.userRoom("alice", "p"))?.role).toBe("member");
+    // The direct prefix is no one's to take as a public room.
+    expect(await joinRoom(deps, alice, "dm.someone")).toEqual({ ok: false, code: "FORBIDDEN" });
+    // A public room of three member users refuses a fourth.
+    for (const userId of ["u1", "u2", "u3"]) {
+      expect(await joinRoom(deps, { connectionId: userId, userId }, "pub")).toMatchObject({ ok: true });
+    }
+    expect(await joinRoom(deps, { connectionId: "u4", userId: "u4" }, "pub")).toEqual({
+      ok: false,
+      code: "ROOM_FULL",
+    });
+    bus.limited = true;
+    expect(await joinRoom(deps, alice, "pub2")).toEqual({ ok: false, code: "RATE_LIMITED" });
   });
 });
 

@@ -11,8 +11,10 @@ import type {
   MessageBus,
   MessageHistory,
   RateLimit,
+  RoomDirectory,
   SendLedger,
   SendRecord,
+  UserRoom,
 } from "./ports";
 import {
   type ChatMessage,
@@ -22,6 +24,12 @@ import {
   type SendMessageFrame,
   toMessageFrame,
 } from "./schemas";
+
+/** Room ids of this prefix are direct rooms' alone (core/rooms.ts makes them). */
+export const DIRECT_PREFIX = "dm.";
+
+/** API Gateway closes every connection after 2 hours. */
+export const MAX_CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000;
 
 /** API Gateway's limit on one message (route responses included) is 128 KB; keep a margin. */
 export const MAX_RESPONSE_BYTES = 120 * 1024;
@@ -40,24 +48,30 @@ export interface ChatDeps {
   ledger: Port<SendLedger>;
   log: Port<EventLog>;
   history: Port<MessageHistory>;
+  rooms: Port<RoomDirectory>;
   rateLimit: RateLimit;
+  /** The allowance of every room action other than a send. */
+  actionRateLimit: RateLimit;
+  limits: { maxMembers: number; maxConnectionsPerUser: number };
   connectionTtlSeconds: number;
   now?: () => number;
   newId?: () => string;
 }
 
-export type ConnectDeps = Pick<ChatDeps, "store" | "connectionTtlSeconds" | "now">;
+export type ConnectDeps = Pick<ChatDeps, "store" | "limits" | "connectionTtlSeconds" | "now">;
 export type DisconnectDeps = Pick<ChatDeps, "store" | "bus">;
-export type JoinDeps = Pick<
+/** What joining a connection to a room takes (joinRoom, createRoom, openDirect). */
+export type JoinConnectionDeps = Pick<
   ChatDeps,
   "store" | "bus" | "ledger" | "history" | "connectionTtlSeconds" | "now"
 >;
-export type LeaveDeps = Pick<ChatDeps, "store" | "bus">;
+export type JoinDeps = JoinConnectionDeps & Pick<ChatDeps, "rooms" | "limits" | "actionRateLimit">;
+export type LeaveDeps = Pick<ChatDeps, "store" | "bus" | "rooms" | "actionRateLimit">;
 export type SendDeps = Pick<
   ChatDeps,
-  "store" | "bus" | "ledger" | "log" | "history" | "rateLimit" | "now" | "newId"
+  "store" | "bus" | "ledger" | "log" | "history" | "rooms" | "rateLimit" | "now" | "newId"
 >;
-export type HistoryDeps = Pick<ChatDeps, "store" | "bus" | "history">;
+export type HistoryDeps = Pick<ChatDeps, "store" | "bus" | "history" | "rooms" | "actionRateLimit">;
 
 export interface Caller {
   connectionId: string;
@@ -67,24 +81,41 @@ export interface Caller {
 
 export type SendOutcome =
   | { ok: true; messageId: string; seq: number }
-  | { ok: false; code: "NOT_A_MEMBER" | "RATE_LIMITED" | "CONFLICT" };
+  | { ok: false; code: "NOT_A_MEMBER" | "RATE_LIMITED" | "CONFLICT" | "FORBIDDEN" };
+
+/** Why a room action was refused (PROTOCOL.md's codes). */
+export type Refusal = { ok: false; code: "FORBIDDEN" | "ROOM_FULL" | "RATE_LIMITED" | "NOT_A_MEMBER" };
 
 export type HistoryOutcome =
   | { ok: true; messages: MessageFrame[]; hasMore: boolean }
-  | { ok: false; code: "NOT_A_MEMBER" };
+  | { ok: false; code: "NOT_A_MEMBER" | "FORBIDDEN" | "RATE_LIMITED" };
 
 function expiresAt(deps: { connectionTtlSeconds: number; now?: () => number }): number {
   return Math.floor((deps.now ?? Date.now)() / 1000) + deps.connectionTtlSeconds;
 }
 
-export async function connect(deps: ConnectDeps, caller: Caller): Promise<void> {
-  await (await deps.store()).putConnection({
+/**
+ * Records the connection, unless the user has `maxConnectionsPerUser` already (API Gateway's 2-hour
+ * cap bounds how long a connection whose `$disconnect` never came can count).
+ */
+export async function connect(
+  deps: ConnectDeps,
+  caller: Caller,
+): Promise<{ ok: true } | { ok: false; code: "TOO_MANY_CONNECTIONS" }> {
+  const store = await deps.store();
+  const now = (deps.now ?? Date.now)();
+  const open = await store.connectionsOf(caller.userId, now - MAX_CONNECTION_LIFETIME_MS);
+  if (open.filter((id) => id !== caller.connectionId).length >= deps.limits.maxConnectionsPerUser) {
+    return { ok: false, code: "TOO_MANY_CONNECTIONS" };
+  }
+  await store.putConnection({
     connectionId: caller.connectionId,
     userId: caller.userId,
     name: caller.name,
-    connectedAt: (deps.now ?? Date.now)(),
+    connectedAt: now,
     expiresAt: expiresAt(deps),
   });
+  return { ok: true };
 }
 
 /**
@@ -100,12 +131,49 @@ export async function disconnect(deps: DisconnectDeps, connectionId: string): Pr
 }
 
 /**
- * Joins the room (idempotent) and answers its newest seq. The membership records the seq read before
- * it was written, so the fan-out never pushes the joiner a message older than the join; the answer is
- * read after it was written, so a message accepted in between is either pushed to the joiner or
- * within the `lastSeq` it was told (both, at worst: clients keep a message once per seq).
+ * Joins the room (idempotent) and answers its newest seq and the user's read position. A public
+ * room takes any user (up to `maxMembers`); a private or direct room only its users.
  */
-export async function joinRoom(deps: JoinDeps, caller: Caller, roomId: string): Promise<{ lastSeq: number }> {
+export async function joinRoom(
+  deps: JoinDeps,
+  caller: Caller,
+  roomId: string,
+): Promise<{ ok: true; lastSeq: number; lastReadSeq: number } | Refusal> {
+  if (!(await (await deps.bus()).meter(caller, deps.actionRateLimit)))
+    return { ok: false, code: "RATE_LIMITED" };
+  const rooms = await deps.rooms();
+  const room = await rooms.room(roomId);
+  // A room of the direct prefix that does not exist yet is no one's to take as a public room.
+  if (!room && roomId.startsWith(DIRECT_PREFIX)) return { ok: false, code: "FORBIDDEN" };
+  const kind = room?.kind ?? "public";
+  let standing: UserRoom | "full" | undefined;
+  if (kind === "public") {
+    standing = await rooms.addUser({ roomId, kind }, caller.userId, "member", deps.limits.maxMembers);
+  } else {
+    // Invitees become members; anyone else is refused.
+    standing = await rooms.userRoom(caller.userId, roomId);
+    if (!standing) return { ok: false, code: "FORBIDDEN" };
+    if (standing.role === "invited") {
+      standing = await rooms.addUser({ roomId, kind }, caller.userId, "member", deps.limits.maxMembers);
+    }
+  }
+  if (standing === "full") return { ok: false, code: "ROOM_FULL" };
+  const { lastSeq } = await joinConnection(deps, caller, roomId);
+  return { ok: true, lastSeq, lastReadSeq: standing.lastReadSeq };
+}
+
+/**
+ * Makes the connection a member of the room and answers its newest seq. The membership records the
+ * seq read before it was written, so the fan-out never pushes the joiner a message older than the
+ * join; the answer is read after it was written, so a message accepted in between is either pushed
+ * to the joiner or within the `lastSeq` it was told (both, at worst: clients keep a message once
+ * per seq).
+ */
+export async function joinConnection(
+  deps: JoinConnectionDeps,
+  caller: Caller,
+  roomId: string,
+): Promise<{ lastSeq: number }> {
   const before = await roomSeq(deps, roomId);
   const store = await deps.store();
   await store.joinRoom(caller.connectionId, roomId, caller.userId, expiresAt(deps), before);
@@ -116,12 +184,42 @@ export async function joinRoom(deps: JoinDeps, caller: Caller, roomId: string): 
   return { lastSeq: Math.max(before, after) };
 }
 
-export async function leaveRoom(deps: LeaveDeps, caller: Caller, roomId: string): Promise<void> {
+/**
+ * Leaves the room: this connection stops receiving it, and the user no longer has it among its
+ * rooms (a private room's owner keeps it).
+ */
+export async function leaveRoom(
+  deps: LeaveDeps,
+  caller: Caller,
+  roomId: string,
+): Promise<{ ok: true } | Refusal> {
   const bus = await deps.bus();
+  if (!(await bus.meter(caller, deps.actionRateLimit))) return { ok: false, code: "RATE_LIMITED" };
   // Redis forgets first, so it never vouches for a membership DynamoDB no longer holds.
   await bus.forgetMember([roomId], caller.connectionId);
   await (await deps.store()).leaveRoom(caller.connectionId, roomId);
   await bus.bumpMembership([roomId]);
+  const rooms = await deps.rooms();
+  const standing = await rooms.userRoom(caller.userId, roomId);
+  if (standing && standing.role !== "owner") await rooms.removeUser(roomId, caller.userId);
+  return { ok: true };
+}
+
+/**
+ * Why a connection that has not joined the room is refused it: FORBIDDEN when its user may not
+ * enter the room at all, else NOT_A_MEMBER (join first).
+ */
+async function notJoined(
+  deps: Pick<ChatDeps, "rooms">,
+  userId: string,
+  roomId: string,
+): Promise<{ ok: false; code: "FORBIDDEN" | "NOT_A_MEMBER" }> {
+  const rooms = await deps.rooms();
+  const room = await rooms.room(roomId);
+  if (room && room.kind !== "public" && !(await rooms.userRoom(userId, roomId))) {
+    return { ok: false, code: "FORBIDDEN" };
+  }
+  return { ok: false, code: "NOT_A_MEMBER" };
 }
 
 /**
@@ -198,7 +296,9 @@ export async function sendMessage(
   caller: Caller,
   frame: SendMessageFrame,
 ): Promise<SendOutcome> {
-  if (!(await isMember(deps, caller.connectionId, frame.roomId))) return { ok: false, code: "NOT_A_MEMBER" };
+  if (!(await isMember(deps, caller.connectionId, frame.roomId))) {
+    return notJoined(deps, caller.userId, frame.roomId);
+  }
   const [bus, ledger] = await Promise.all([deps.bus(), deps.ledger()]);
   const [admitted, known] = await Promise.all([
     bus.admit(caller, frame.clientMsgId, deps.rateLimit),
@@ -285,7 +385,11 @@ export async function getHistory(
   caller: Caller,
   frame: GetHistoryFrame,
 ): Promise<HistoryOutcome> {
-  if (!(await isMember(deps, caller.connectionId, frame.roomId))) return { ok: false, code: "NOT_A_MEMBER" };
+  if (!(await (await deps.bus()).meter(caller, deps.actionRateLimit)))
+    return { ok: false, code: "RATE_LIMITED" };
+  if (!(await isMember(deps, caller.connectionId, frame.roomId))) {
+    return notJoined(deps, caller.userId, frame.roomId);
+  }
   const limit = frame.limit ?? HISTORY_DEFAULT_LIMIT;
   const forward = frame.afterSeq !== undefined;
   const found = forward

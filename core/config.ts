@@ -173,9 +173,35 @@ export function loadConfig(env: Env = process.env) {
           {
             perSecond: positiveInt(20),
             burst: positiveInt(40),
-            scope: z._default(z.enum(["connection", "user"]), "connection"),
+            // Per user: one token's connections share one allowance, however many it opens.
+            scope: z._default(z.enum(["connection", "user"]), "user"),
           },
           { perSecond: "RATE_LIMIT_PER_SECOND", burst: "RATE_LIMIT_BURST", scope: "RATE_LIMIT_SCOPE" },
+        ),
+      ),
+    /** The allowance of every other room action (join, leave, history, rooms, invites, reads). */
+    actionRateLimit: () =>
+      once("actionRateLimit", () =>
+        section(
+          env,
+          {
+            perSecond: positiveInt(10),
+            burst: positiveInt(30),
+            scope: z._default(z.enum(["connection", "user"]), "user"),
+          },
+          {
+            perSecond: "ACTION_RATE_LIMIT_PER_SECOND",
+            burst: "ACTION_RATE_LIMIT_BURST",
+            scope: "RATE_LIMIT_SCOPE",
+          },
+        ),
+      ),
+    rooms: () =>
+      once("rooms", () =>
+        section(
+          env,
+          { maxMembers: positiveInt(5000), maxConnectionsPerUser: positiveInt(10) },
+          { maxMembers: "ROOM_MAX_MEMBERS", maxConnectionsPerUser: "MAX_CONNECTIONS_PER_USER" },
         ),
       ),
     management: () =>

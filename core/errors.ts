@@ -48,6 +48,12 @@ export class ConflictingRetryError extends ChatError {
   readonly retriable = false;
 }
 
+/** A room has as many member users as it may. */
+export class RoomFullError extends ChatError {
+  override name = "RoomFullError";
+  readonly retriable = false;
+}
+
 /** The caller lost a lease it was working under; whatever it was doing must stop. */
 export class LeaseLostError extends ChatError {
   override name = "LeaseLostError";

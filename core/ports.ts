@@ -26,6 +26,8 @@ export interface Member {
 export interface ConnectionStore {
   putConnection(record: ConnectionRecord): Promise<void>;
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  /** The user's connections recorded since `sinceMs` (epoch ms), by connectionId. */
+  connectionsOf(userId: string, sinceMs: number): Promise<string[]>;
   /** Removes the connection and every membership it holds; answers the rooms it was in. */
   removeConnection(connectionId: string): Promise<string[]>;
   /** Records the membership; `joinedSeq` is the room's newest seq when it was joined (default 0). */
@@ -40,6 +42,61 @@ export interface ConnectionStore {
   isMember(connectionId: string, roomId: string): Promise<boolean>;
   /** The room's members, one page per item (one paginated Query, no Scan). */
   listMembers(roomId: string): AsyncIterable<Member[]>;
+}
+
+/** Public: anyone may join (every v1 room). Private: its owner and invitees. Direct: its two users. */
+export type RoomKind = "public" | "private" | "direct";
+/** A user's standing in a room: an invitee becomes a member when it joins. */
+export type RoomRole = "owner" | "member" | "invited";
+
+export interface RoomInfo {
+  roomId: string;
+  kind: RoomKind;
+  owner?: string;
+  /** Member users, invitees included. */
+  memberCount: number;
+}
+
+/** A room as one of its users sees it. */
+export interface UserRoom {
+  roomId: string;
+  kind: RoomKind;
+  role: RoomRole;
+  lastReadSeq: number;
+}
+
+/**
+ * Rooms and the users who may enter them (DynamoDB). Rooms follow users, not connections: a user's
+ * rooms are listed from any of its connections.
+ */
+export interface RoomDirectory {
+  /** The room's record; undefined for a public room nobody has joined since rooms had records. */
+  room(roomId: string): Promise<RoomInfo | undefined>;
+  /**
+   * Creates a room with its first users, unless the id is taken (false). Throws a RoomFullError when
+   * the users are more than `maxMembers`.
+   */
+  createRoom(
+    room: { roomId: string; kind: RoomKind; owner?: string },
+    users: { userId: string; role: RoomRole }[],
+    maxMembers: number,
+  ): Promise<boolean>;
+  userRoom(userId: string, roomId: string): Promise<UserRoom | undefined>;
+  /**
+   * Adds the user to the room (an invitee joining becomes a member), counting it against
+   * `maxMembers`: answers the user's standing, or "full".
+   */
+  addUser(
+    room: { roomId: string; kind: RoomKind },
+    userId: string,
+    role: "member" | "invited",
+    maxMembers: number,
+  ): Promise<UserRoom | "full">;
+  /** Removes the user from the room; false when it was not there. */
+  removeUser(roomId: string, userId: string): Promise<boolean>;
+  userRooms(userId: string): Promise<UserRoom[]>;
+  /** Moves the user's read position forward (never back); answers where it stands, or undefined when not a user of the room. */
+  markRead(userId: string, roomId: string, seq: number): Promise<number | undefined>;
 }
 
 /** What the ledger holds of one send: enough to answer a retry with the first ack. */
@@ -109,6 +166,13 @@ export interface MessageBus {
    * ledger answered) goes on the stream only where the stream is known to be waiting for it.
    */
   publish(message: ChatMessage, textDigest: string, retry?: boolean): Promise<void>;
+  /**
+   * Puts a frame for some connections on the room's fan-out stream, in order with its messages (an
+   * invitation, a removal). `forget` tells the fan-out to list the room's members again first.
+   */
+  notify(roomId: string, connectionIds: string[], frame: object, forget?: boolean): Promise<void>;
+  /** Draws one token from the caller's bucket for a room action; false when it is empty. */
+  meter(caller: { userId: string; connectionId: string }, rate: RateLimit): Promise<boolean>;
   /** A seq the ledger issued to no message (a conflicting retry): later seqs need not wait for it. */
   skip(roomId: string, seq: number): Promise<void>;
   markLogged(senderId: string, clientMsgId: string): Promise<void>;

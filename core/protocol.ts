@@ -5,7 +5,20 @@
  */
 
 /** The actions of PROTOCOL.md's client frame table. */
-export const ACTIONS = ["joinRoom", "leaveRoom", "sendMessage", "getHistory", "ping"] as const;
+export const ACTIONS = [
+  "joinRoom",
+  "leaveRoom",
+  "sendMessage",
+  "getHistory",
+  "ping",
+  // v1.1: rooms you may enter
+  "createRoom",
+  "invite",
+  "removeMember",
+  "openDirect",
+  "listRooms",
+  "markRead",
+] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export const ERROR_CODES = [
@@ -17,11 +30,28 @@ export const ERROR_CODES = [
   "INTERNAL",
   // v1.1
   "CONFLICT",
+  "FORBIDDEN",
+  "ROOM_FULL",
+  "ROOM_EXISTS",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export type ServerFrame =
-  | { type: "joined"; roomId: string; lastSeq: number }
+  | { type: "joined"; roomId: string; lastSeq: number; lastReadSeq: number }
+  | { type: "created"; roomId: string }
+  | { type: "invited"; roomId: string; userId: string }
+  | { type: "removed"; roomId: string; userId: string }
+  | { type: "direct"; roomId: string; userId: string }
+  | {
+      type: "rooms";
+      rooms: {
+        roomId: string;
+        kind: "public" | "private" | "direct";
+        lastSeq: number;
+        lastReadSeq: number;
+      }[];
+    }
+  | { type: "read"; roomId: string; seq: number }
   | { type: "left"; roomId: string }
   | { type: "ack"; roomId: string; clientMsgId: string; messageId: string; seq: number }
   | { type: "history"; roomId: string; messages: MessageFrame[]; hasMore: boolean }

@@ -69,6 +69,24 @@ export const GetHistoryFrame = z
     ),
   );
 
+const userId = z
+  .string()
+  .check(z.regex(USER_ID_PATTERN, "userId must be 1-64 characters of A-Z a-z 0-9 _ . @ -"));
+/** Most initial members `createRoom` takes. */
+export const MAX_INITIAL_MEMBERS = 100;
+export const CreateRoomFrame = z.object({
+  action: z.literal("createRoom"),
+  roomId,
+  members: z.optional(
+    z.array(userId).check(z.maxLength(MAX_INITIAL_MEMBERS, "members holds at most 100 user ids")),
+  ),
+});
+export const InviteFrame = z.object({ action: z.literal("invite"), roomId, userId });
+export const RemoveMemberFrame = z.object({ action: z.literal("removeMember"), roomId, userId });
+export const OpenDirectFrame = z.object({ action: z.literal("openDirect"), userId });
+export const ListRoomsFrame = z.object({ action: z.literal("listRooms") });
+export const MarkReadFrame = z.object({ action: z.literal("markRead"), roomId, seq: seqBound });
+
 export type JoinRoomFrame = z.infer<typeof JoinRoomFrame>;
 export type LeaveRoomFrame = z.infer<typeof LeaveRoomFrame>;
 export type SendMessageFrame = z.infer<typeof SendMessageFrame>;

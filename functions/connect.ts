@@ -11,10 +11,22 @@ const log = createLogger("connect");
 export async function handler(event: WebSocketEvent): Promise<HandlerResult> {
   const caller = callerOf(event);
   try {
-    await connect(
-      { store: connectionStore, connectionTtlSeconds: config.table().connectionTtlSeconds },
+    const outcome = await connect(
+      {
+        store: connectionStore,
+        limits: config.rooms(),
+        connectionTtlSeconds: config.table().connectionTtlSeconds,
+      },
       caller,
     );
+    if (!outcome.ok) {
+      log.info({ connectionId: caller.connectionId }, "connection refused: the user has too many");
+      // API Gateway answers the upgrade with $connect's status.
+      return {
+        statusCode: 429,
+        body: `This user has ${config.rooms().maxConnectionsPerUser} connections open already; close one first.`,
+      };
+    }
     return { statusCode: 200 };
   } catch (error) {
     log.error({ connectionId: caller.connectionId, err: error }, "could not record the connection");

@@ -12,6 +12,21 @@ export { errorReply, parseBody, reply } from "./reply";
 
 const log = createLogger("handler");
 
+/** The sentence of each refusal a room action can answer, for a person to read. */
+const REFUSALS = {
+  NOT_A_MEMBER: "Join the room first.",
+  FORBIDDEN: "You may not enter this room, or only its owner may do this.",
+  ROOM_FULL: "The room has as many members as it may.",
+  ROOM_EXISTS: "A room with this id exists already; choose another id.",
+  RATE_LIMITED: "Too many requests: slow down and try again.",
+  BAD_REQUEST: "The frame is not valid.",
+} as const;
+
+/** The error frame of a refused room action, with its sentence unless one is given. */
+export function refuse(code: keyof typeof REFUSALS, action: string, message?: string) {
+  return errorReply(code, message ?? REFUSALS[code], { action });
+}
+
 /** The caller as the authorizer described it on `$connect`. */
 export function callerOf(event: WebSocketEvent): Caller {
   const auth = event.requestContext.authorizer ?? {};

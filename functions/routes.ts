@@ -27,6 +27,12 @@ export const ROUTES: readonly RouteDefinition[] = [
   { routeKey: "sendMessage", file: "send-message", routeResponse: true },
   { routeKey: "getHistory", file: "get-history", routeResponse: true },
   { routeKey: "ping", file: "ping", routeResponse: true },
+  { routeKey: "createRoom", file: "create-room", routeResponse: true },
+  { routeKey: "invite", file: "invite", routeResponse: true },
+  { routeKey: "removeMember", file: "remove-member", routeResponse: true },
+  { routeKey: "openDirect", file: "open-direct", routeResponse: true },
+  { routeKey: "listRooms", file: "list-rooms", routeResponse: true },
+  { routeKey: "markRead", file: "mark-read", routeResponse: true },
   { routeKey: "$default", file: "default", routeResponse: true },
 ];
 

@@ -6,6 +6,7 @@ import { messageBus } from "../core/wiring/bus";
 import { messageHistory } from "../core/wiring/history";
 import { sendLedger } from "../core/wiring/ledger";
 import { eventLog } from "../core/wiring/log";
+import { roomDirectory } from "../core/wiring/rooms";
 import { connectionStore } from "../core/wiring/store";
 import { describeIssue, errorReply, reply, route } from "./respond";
 
@@ -13,6 +14,7 @@ const ERRORS = {
   NOT_A_MEMBER: "Join the room before sending to it.",
   RATE_LIMITED: "Too many messages: slow down and retry with the same clientMsgId.",
   CONFLICT: "This clientMsgId was already used for another message; give each new message a new clientMsgId.",
+  FORBIDDEN: "You may not enter this room.",
 } as const;
 
 export const handler = route("sendMessage", async (body, caller) => {
@@ -29,6 +31,7 @@ export const handler = route("sendMessage", async (body, caller) => {
       ledger: sendLedger,
       log: eventLog,
       history: messageHistory,
+      rooms: roomDirectory,
       rateLimit: config.rateLimit(),
     },
     caller,

@@ -7,6 +7,11 @@
  * | membership  | ROOM#{roomId} | CONN#{connId} | CONN#{connId} | ROOM#{roomId} |
  * | room seq    | SEQ#{roomId}  | META          |               |               |
  * | send record | SENT#{userId}#{clientMsgId} | META |           |               |
+ * | room        | ROOM#{roomId} | META          |               |               |
+ * | user's room | USER#{userId} | ROOM#{roomId} |               |               |
+ *
+ * A connection item also carries gsi1pk `UCONN#{userId}` and gsi1sk its connectedAt, so a user's
+ * live connections are one Query on gsi1 (the per-user connection limit, notifications).
  *
  * A room's members are one paginated, strongly consistent Query on the base table (no Scan), so a
  * join is visible to the next message's fan-out. A connection's memberships are one Query on gsi1, for
@@ -32,12 +37,25 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { config } from "../config";
-import { DependencyError } from "../errors";
-import type { ConnectionRecord, ConnectionStore, Member, SendLedger, SendRecord } from "../ports";
+import { DependencyError, RoomFullError } from "../errors";
+import type {
+  ConnectionRecord,
+  ConnectionStore,
+  Member,
+  RoomDirectory,
+  RoomInfo,
+  RoomKind,
+  RoomRole,
+  SendLedger,
+  SendRecord,
+  UserRoom,
+} from "../ports";
 
 const connKey = (connectionId: string) => `CONN#${connectionId}`;
 const roomKey = (roomId: string) => `ROOM#${roomId}`;
 const META = "META";
+const userConnKey = (userId: string) => `UCONN#${userId}`;
+const userKey = (userId: string) => `USER#${userId}`;
 const seqKey = (roomId: string) => ({ pk: `SEQ#${roomId}`, sk: META });
 const sentKey = (senderId: string, clientMsgId: string) => ({
   pk: `SENT#${senderId}#${clientMsgId}`,
@@ -80,7 +98,13 @@ export class DynamoConnectionStore implements ConnectionStore {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: { pk: connKey(record.connectionId), sk: META, ...record },
+          Item: {
+            pk: connKey(record.connectionId),
+            sk: META,
+            gsi1pk: userConnKey(record.userId),
+            gsi1sk: String(record.connectedAt).padStart(15, "0"),
+            ...record,
+          },
         }),
       );
     });
@@ -98,6 +122,30 @@ export class DynamoConnectionStore implements ConnectionStore {
       if (!out.Item) return undefined;
       const { connectionId: id, userId, name, connectedAt, expiresAt } = out.Item;
       return { connectionId: id, userId, name, connectedAt, expiresAt } as ConnectionRecord;
+    });
+  }
+
+  connectionsOf(userId: string, sinceMs: number): Promise<string[]> {
+    return wrap("list a user's connections", async () => {
+      const ids: string[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await this.doc.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: "gsi1",
+            KeyConditionExpression: "gsi1pk = :u AND gsi1sk >= :since",
+            ExpressionAttributeValues: {
+              ":u": userConnKey(userId),
+              ":since": String(Math.max(0, sinceMs)).padStart(15, "0"),
+            },
+            ExclusiveStartKey: start,
+          }),
+        );
+        for (const item of page.Items ?? []) ids.push((item.pk as string).slice("CONN#".length));
+        start = page.LastEvaluatedKey;
+      } while (start);
+      return ids;
     });
   }
 
@@ -128,17 +176,11 @@ export class DynamoConnectionStore implements ConnectionStore {
   }
 
   private async deleteKeys(keys: { pk: string; sk: string }[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += 25) {
-      let requests: Record<string, unknown>[] | undefined = keys
-        .slice(i, i + 25)
-        .map((Key) => ({ DeleteRequest: { Key } }));
-      for (let attempt = 0; requests && requests.length > 0; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
-        if (attempt > 6) throw new Error("unprocessed deletes remained after retries");
-        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }));
-        requests = out.UnprocessedItems?.[this.table] as Record<string, unknown>[] | undefined;
-      }
-    }
+    await batchWrite(
+      this.doc,
+      this.table,
+      keys.map((Key) => ({ DeleteRequest: { Key } })),
+    );
   }
 
   joinRoom(
@@ -195,8 +237,9 @@ export class DynamoConnectionStore implements ConnectionStore {
         this.doc.send(
           new QueryCommand({
             TableName: this.table,
-            KeyConditionExpression: "pk = :r",
-            ExpressionAttributeValues: { ":r": roomKey(roomId) },
+            // The room's partition also holds its META item.
+            KeyConditionExpression: "pk = :r AND begins_with(sk, :c)",
+            ExpressionAttributeValues: { ":r": roomKey(roomId), ":c": "CONN#" },
             ProjectionExpression: "sk, joinedSeq",
             ConsistentRead: true,
             ExclusiveStartKey: start,
@@ -322,6 +365,251 @@ export class DynamoSendLedger implements SendLedger {
       textDigest: String(item.textDigest),
       sentAt: String(item.sentAt),
     };
+  }
+}
+
+function userRoomOf(item: Record<string, unknown>): UserRoom {
+  return {
+    roomId: (item.sk as string).slice("ROOM#".length),
+    kind: item.kind as RoomKind,
+    role: item.role as RoomRole,
+    lastReadSeq: typeof item.lastReadSeq === "number" ? item.lastReadSeq : 0,
+  };
+}
+
+/** Rooms and their users over the same table; a room's member count is kept on its META item. */
+export class DynamoRoomDirectory implements RoomDirectory {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly table: string = config.table().name,
+  ) {
+    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  room(roomId: string): Promise<RoomInfo | undefined> {
+    return wrap("read room", async () => {
+      const out = await this.doc.send(
+        new GetCommand({
+          TableName: this.table,
+          Key: { pk: roomKey(roomId), sk: META },
+          ConsistentRead: true,
+        }),
+      );
+      if (!out.Item) return undefined;
+      return {
+        roomId,
+        kind: out.Item.kind as RoomKind,
+        ...(typeof out.Item.owner === "string" ? { owner: out.Item.owner } : {}),
+        memberCount: Number(out.Item.memberCount ?? 0),
+      };
+    });
+  }
+
+  createRoom(
+    room: { roomId: string; kind: RoomKind; owner?: string },
+    users: { userId: string; role: RoomRole }[],
+    maxMembers: number,
+  ): Promise<boolean> {
+    if (users.length > maxMembers) {
+      return Promise.reject(new RoomFullError(`room ${room.roomId} would be over its limit`));
+    }
+    return wrap("create room", async () => {
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: {
+              pk: roomKey(room.roomId),
+              sk: META,
+              kind: room.kind,
+              owner: room.owner,
+              memberCount: users.length,
+              createdAt: Date.now(),
+            },
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        );
+      } catch (error) {
+        if (isConditionFailure(error)) return false;
+        throw error;
+      }
+      await batchWrite(
+        this.doc,
+        this.table,
+        users.map((u) => ({
+          PutRequest: {
+            Item: {
+              pk: userKey(u.userId),
+              sk: roomKey(room.roomId),
+              kind: room.kind,
+              role: u.role,
+              lastReadSeq: 0,
+            },
+          },
+        })),
+      );
+      return true;
+    });
+  }
+
+  userRoom(userId: string, roomId: string): Promise<UserRoom | undefined> {
+    return wrap("read a user's room", async () => {
+      const out = await this.doc.send(
+        new GetCommand({
+          TableName: this.table,
+          Key: { pk: userKey(userId), sk: roomKey(roomId) },
+          ConsistentRead: true,
+        }),
+      );
+      return out.Item ? userRoomOf(out.Item) : undefined;
+    });
+  }
+
+  addUser(
+    room: { roomId: string; kind: RoomKind },
+    userId: string,
+    role: "member" | "invited",
+    maxMembers: number,
+  ): Promise<UserRoom | "full"> {
+    return wrap("add a user to a room", async () => {
+      const key = { pk: userKey(userId), sk: roomKey(room.roomId) };
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: { ...key, kind: room.kind, role, lastReadSeq: 0 },
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        );
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        // Already a user of the room: an invitee joining becomes a member; nothing is counted again.
+        const out = await this.doc
+          .send(
+            new UpdateCommand({
+              TableName: this.table,
+              Key: key,
+              UpdateExpression: "SET #role = :member",
+              ConditionExpression: "#role = :invited AND :wanted = :member",
+              ExpressionAttributeNames: { "#role": "role" },
+              ExpressionAttributeValues: { ":member": "member", ":invited": "invited", ":wanted": role },
+              ReturnValues: "ALL_NEW",
+            }),
+          )
+          .catch((e: unknown) => {
+            if (isConditionFailure(e)) return undefined;
+            throw e;
+          });
+        if (out?.Attributes) return userRoomOf(out.Attributes);
+        const current = await this.userRoom(userId, room.roomId);
+        if (current) return current;
+        throw new Error("a room user refused as existing could not be read back");
+      }
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: roomKey(room.roomId), sk: META },
+            UpdateExpression: "SET kind = if_not_exists(kind, :kind) ADD memberCount :one",
+            ConditionExpression: "attribute_not_exists(memberCount) OR memberCount < :max",
+            ExpressionAttributeValues: { ":kind": room.kind, ":one": 1, ":max": maxMembers },
+          }),
+        );
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        await this.doc.send(new DeleteCommand({ TableName: this.table, Key: key }));
+        return "full";
+      }
+      return { roomId: room.roomId, kind: room.kind, role, lastReadSeq: 0 };
+    });
+  }
+
+  removeUser(roomId: string, userId: string): Promise<boolean> {
+    return wrap("remove a user from a room", async () => {
+      const out = await this.doc.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: { pk: userKey(userId), sk: roomKey(roomId) },
+          ReturnValues: "ALL_OLD",
+        }),
+      );
+      if (!out.Attributes) return false;
+      await this.doc
+        .send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: roomKey(roomId), sk: META },
+            UpdateExpression: "ADD memberCount :minus",
+            ConditionExpression: "attribute_exists(pk)",
+            ExpressionAttributeValues: { ":minus": -1 },
+          }),
+        )
+        .catch((e: unknown) => {
+          if (!isConditionFailure(e)) throw e;
+        });
+      return true;
+    });
+  }
+
+  userRooms(userId: string): Promise<UserRoom[]> {
+    return wrap("list a user's rooms", async () => {
+      const rooms: UserRoom[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await this.doc.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: "pk = :u AND begins_with(sk, :r)",
+            ExpressionAttributeValues: { ":u": userKey(userId), ":r": "ROOM#" },
+            ExclusiveStartKey: start,
+          }),
+        );
+        for (const item of page.Items ?? []) rooms.push(userRoomOf(item));
+        start = page.LastEvaluatedKey;
+      } while (start);
+      return rooms;
+    });
+  }
+
+  markRead(userId: string, roomId: string, seq: number): Promise<number | undefined> {
+    return wrap("mark read", async () => {
+      const key = { pk: userKey(userId), sk: roomKey(roomId) };
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: key,
+            UpdateExpression: "SET lastReadSeq = :s",
+            ConditionExpression:
+              "attribute_exists(pk) AND (attribute_not_exists(lastReadSeq) OR lastReadSeq < :s)",
+            ExpressionAttributeValues: { ":s": seq },
+          }),
+        );
+        return seq;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+      return (await this.userRoom(userId, roomId))?.lastReadSeq;
+    });
+  }
+}
+
+/** Writes in batches of 25, retrying what DynamoDB leaves unprocessed. */
+async function batchWrite(
+  doc: DynamoDBDocumentClient,
+  table: string,
+  requests: Record<string, unknown>[],
+): Promise<void> {
+  for (let i = 0; i < requests.length; i += 25) {
+    let pending: Record<string, unknown>[] | undefined = requests.slice(i, i + 25);
+    for (let attempt = 0; pending && pending.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      if (attempt > 6) throw new Error("unprocessed writes remained after retries");
+      const out = await doc.send(new BatchWriteCommand({ RequestItems: { [table]: pending } }));
+      pending = out.UnprocessedItems?.[table] as Record<string, unknown>[] | undefined;
+    }
   }
 }
 

@@ -64,10 +64,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
-/** A retry is answered from the dedupe record; a first send draws from the token bucket. */
-const ADMIT = `${NOW}
-local d = redis.call('HMGET', KEYS[1], 'k', 's', 'm')
-if d[1] then return {'dup', d[1], d[2], d[3] or ''} end
+/** Draws one token from the bucket KEYS[2] (rate ARGV[1] a second, burst ARGV[2]); sets `admitted`. */
+const TOKEN_BUCKET = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local b = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
@@ -79,8 +77,22 @@ local admitted = tokens >= 1
 if admitted then tokens = tokens - 1 end
 redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[2], ttl)
+`;
+
+/** A retry is answered from the dedupe record; a first send draws from the token bucket. */
+const ADMIT = `${NOW}
+local d = redis.call('HMGET', KEYS[1], 'k', 's', 'm')
+if d[1] then return {'dup', d[1], d[2], d[3] or ''} end
+${TOKEN_BUCKET}
 if admitted then return {'ok'} end
 return {'limited'}
+`;
+
+/** The allowance of a room action other than a send (KEYS[1] is unused). */
+const METER = `${NOW}
+${TOKEN_BUCKET}
+if admitted then return 1 end
+return 0
 `;
 
 /**
@@ -176,12 +188,26 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 `;
 
+/** Sends and other actions draw from separate buckets, per user or per connection. */
+function rateKeyOf(
+  kind: "send" | "act",
+  caller: { userId: string; connectionId: string },
+  rate: RateLimit,
+): string {
+  // The send bucket keeps its old names, so a deploy does not reset everyone's allowance.
+  const prefix = kind === "send" ? "" : "act:";
+  return rate.scope === "user"
+    ? keys.rate(`${prefix}user`, caller.userId)
+    : keys.rate(`${prefix}conn`, caller.connectionId);
+}
+
 function sentRecord(m: ChatMessage, textDigest: string): SentRecord {
   return { messageId: m.messageId, roomId: m.roomId, seq: m.seq, textDigest };
 }
 
 type BusRedis = Redis & {
   chatAdmit(...args: (string | number)[]): Promise<string[]>;
+  chatMeter(...args: (string | number)[]): Promise<number>;
   chatPublish(...args: (string | number)[]): Promise<string>;
   chatRelease(...args: (string | number)[]): Promise<number>;
   chatMarkLogged(...args: (string | number)[]): Promise<number>;
@@ -228,6 +254,7 @@ export class RedisMessageBus implements MessageBus {
 
   constructor(redis: Redis, options: BusOptions = {}) {
     redis.defineCommand("chatAdmit", { numberOfKeys: 2, lua: ADMIT });
+    redis.defineCommand("chatMeter", { numberOfKeys: 2, lua: METER });
     redis.defineCommand("chatPublish", { numberOfKeys: 8, lua: PUBLISH });
     redis.defineCommand("chatRelease", { numberOfKeys: 5, lua: RELEASE });
     redis.defineCommand("chatMarkLogged", { numberOfKeys: 2, lua: MARK_LOGGED });
@@ -253,8 +280,7 @@ export class RedisMessageBus implements MessageBus {
     clientMsgId: string,
     rate: RateLimit,
   ): Promise<AdmitOutcome> {
-    const rateKey =
-      rate.scope === "user" ? keys.rate("user", sender.userId) : keys.rate("conn", sender.connectionId);
+    const rateKey = rateKeyOf("send", sender, rate);
     const reply = await wrap(
       "admit",
       this.redis.chatAdmit(keys.dedupe(sender.userId, clientMsgId), rateKey, rate.perSecond, rate.burst),
@@ -271,6 +297,27 @@ export class RedisMessageBus implements MessageBus {
       default:
         return { status: "admitted" };
     }
+  }
+
+  async meter(caller: { userId: string; connectionId: string }, rate: RateLimit): Promise<boolean> {
+    const key = rateKeyOf("act", caller, rate);
+    return (await wrap("meter", this.redis.chatMeter(key, key, rate.perSecond, rate.burst))) === 1;
+  }
+
+  async notify(roomId: string, connectionIds: string[], frame: object, forget = false): Promise<void> {
+    if (connectionIds.length === 0 && !forget) return;
+    await wrap(
+      "notify",
+      this.redis.xadd(
+        keys.stream(this.shardOf(roomId)),
+        "MAXLEN",
+        "~",
+        this.streamMaxLen,
+        "*",
+        "c",
+        JSON.stringify({ roomId, connectionIds, frame, forget }),
+      ),
+    );
   }
 
   /**

@@ -27,11 +27,17 @@ export const FUNCTION_NEEDS: Readonly<Record<string, readonly FunctionNeed[]>> =
   authorizer: ["jwt"],
   connect: ["table"],
   disconnect: ["table", "redis"],
-  // join and send seed a room's seq from PostgreSQL when Redis does not know the room.
+  // Joining a room the ledger never counted seeds its seq from PostgreSQL.
   "join-room": ["table", "redis", "database"],
   "leave-room": ["table", "redis"],
   "send-message": ["table", "redis", "kafka", "database"],
   "get-history": ["table", "redis", "database"],
+  "create-room": ["table", "redis", "database"],
+  invite: ["table", "redis"],
+  "remove-member": ["table", "redis"],
+  "open-direct": ["table", "redis", "database"],
+  "list-rooms": ["table", "redis"],
+  "mark-read": ["table", "redis"],
   ping: [],
   default: [],
 };

@@ -1,0 +1,218 @@
+/**
+ * Rooms you may enter (PROTOCOL.md v1.1): private rooms with invitations, direct rooms for a pair of
+ * users, the rooms that follow a user from device to device, and read positions. Access is decided
+ * here, on the server, for every action; the client's word is never taken for it.
+ */
+import { createHash } from "node:crypto";
+import {
+  type Caller,
+  type ChatDeps,
+  DIRECT_PREFIX,
+  type JoinConnectionDeps,
+  joinConnection,
+  type Refusal,
+} from "./chat";
+import { RoomFullError } from "./errors";
+import type { RoomKind } from "./ports";
+
+/** How far back a user's connections are looked for: API Gateway closes each within 2 hours. */
+const CONNECTION_WINDOW_MS = 2 * 60 * 60 * 1000;
+
+export type RoomsDeps = JoinConnectionDeps & Pick<ChatDeps, "rooms" | "limits" | "actionRateLimit">;
+export type ListDeps = Pick<ChatDeps, "bus" | "rooms" | "ledger" | "actionRateLimit">;
+export type ReadDeps = Pick<ChatDeps, "bus" | "rooms" | "actionRateLimit">;
+
+type Done<T> =
+  | ({ ok: true } & T)
+  | Refusal
+  | { ok: false; code: "ROOM_EXISTS" | "BAD_REQUEST"; message?: string };
+
+/** The direct room of a pair of users: the same id whichever of the two asks. */
+export function directRoomId(a: string, b: string): string {
+  const [x, y] = a < b ? [a, b] : [b, a];
+  return `${DIRECT_PREFIX}${createHash("sha256").update(`${x}\n${y}`).digest("base64url").slice(0, 32)}`;
+}
+
+async function metered(deps: Pick<ChatDeps, "bus" | "actionRateLimit">, caller: Caller): Promise<boolean> {
+  return (await deps.bus()).meter(caller, deps.actionRateLimit);
+}
+
+/** The connections of `userId` that are open now (or were within the gateway's 2-hour cap). */
+async function openConnections(deps: Pick<ChatDeps, "store" | "now">, userId: string): Promise<string[]> {
+  const now = (deps.now ?? Date.now)();
+  return (await deps.store()).connectionsOf(userId, now - CONNECTION_WINDOW_MS);
+}
+
+/** Tells each open connection of each user, through the room's fan-out stream. */
+async function tell(
+  deps: Pick<ChatDeps, "store" | "bus" | "now">,
+  roomId: string,
+  userIds: string[],
+  frame: object,
+): Promise<void> {
+  const connections = (await Promise.all(userIds.map((u) => openConnections(deps, u)))).flat();
+  await (await deps.bus()).notify(roomId, connections, frame);
+}
+
+/**
+ * Creates a private room owned by the caller, who is joined; `members` are invited (and told, on
+ * their open connections). ROOM_EXISTS when the id was ever used, public rooms included.
+ */
+export async function createRoom(
+  deps: RoomsDeps,
+  caller: Caller,
+  roomId: string,
+  members: string[] = [],
+): Promise<Done<{ lastSeq: number }>> {
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
+  if (roomId.startsWith(DIRECT_PREFIX)) return { ok: false, code: "FORBIDDEN" };
+  const invited = [...new Set(members)].filter((u) => u !== caller.userId);
+  const rooms = await deps.rooms();
+  // A public room used before rooms had records has a seq, and is no one's to take.
+  if ((await (await deps.ledger()).currentSeq(roomId)) !== undefined)
+    return { ok: false, code: "ROOM_EXISTS" };
+  let created: boolean;
+  try {
+    created = await rooms.createRoom(
+      { roomId, kind: "private", owner: caller.userId },
+      [
+        { userId: caller.userId, role: "owner" },
+        ...invited.map((userId) => ({ userId, role: "invited" as const })),
+      ],
+      deps.limits.maxMembers,
+    );
+  } catch (error) {
+    if (error instanceof RoomFullError) return { ok: false, code: "ROOM_FULL" };
+    throw error;
+  }
+  if (!created) return { ok: false, code: "ROOM_EXISTS" };
+  const { lastSeq } = await joinConnection(deps, caller, roomId);
+  for (const userId of invited) await tell(deps, roomId, [userId], { type: "invited", roomId, userId });
+  return { ok: true, lastSeq };
+}
+
+/** The owner invites a user into its private room; the invitee's open connections are told. */
+export async function invite(
+  deps: RoomsDeps,
+  caller: Caller,
+  roomId: string,
+  userId: string,
+): Promise<Done<object>> {
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
+  const rooms = await deps.rooms();
+  const room = await rooms.room(roomId);
+  if (room?.kind !== "private" || room.owner !== caller.userId) return { ok: false, code: "FORBIDDEN" };
+  if (userId === caller.userId) return { ok: true };
+  const standing = await rooms.addUser(
+    { roomId, kind: room.kind },
+    userId,
+    "invited",
+    deps.limits.maxMembers,
+  );
+  if (standing === "full") return { ok: false, code: "ROOM_FULL" };
+  await tell(deps, roomId, [userId], { type: "invited", roomId, userId });
+  return { ok: true };
+}
+
+/**
+ * The owner removes a user from its private room: the user's records of the room go, its
+ * connections stop receiving the room at once, and are told with a `removed` frame that the
+ * fan-out sends in order with the room's messages, after which it delivers them nothing more.
+ */
+export async function removeMember(
+  deps: RoomsDeps,
+  caller: Caller,
+  roomId: string,
+  userId: string,
+): Promise<Done<object>> {
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
+  const rooms = await deps.rooms();
+  const room = await rooms.room(roomId);
+  if (room?.kind !== "private" || room.owner !== caller.userId) return { ok: false, code: "FORBIDDEN" };
+  if (userId === caller.userId) {
+    return { ok: false, code: "BAD_REQUEST", message: "The owner cannot remove itself from its room." };
+  }
+  await rooms.removeUser(roomId, userId);
+  const connections = await openConnections(deps, userId);
+  const [store, bus] = await Promise.all([deps.store(), deps.bus()]);
+  for (const connectionId of connections) {
+    await bus.forgetMember([roomId], connectionId);
+    await store.leaveRoom(connectionId, roomId);
+  }
+  await bus.bumpMembership([roomId]);
+  await bus.notify(roomId, connections, { type: "removed", roomId, userId }, true);
+  return { ok: true };
+}
+
+/**
+ * Opens (or reopens) the direct room of the caller and `userId`: the same room whichever of the two
+ * opens it, the opener joined, the other user's open connections told.
+ */
+export async function openDirect(
+  deps: RoomsDeps,
+  caller: Caller,
+  userId: string,
+): Promise<Done<{ roomId: string; lastSeq: number }>> {
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
+  if (userId === caller.userId) {
+    return { ok: false, code: "BAD_REQUEST", message: "A direct room is between two different users." };
+  }
+  const roomId = directRoomId(caller.userId, userId);
+  const rooms = await deps.rooms();
+  const existing = await rooms.room(roomId);
+  if (existing && existing.kind !== "direct") return { ok: false, code: "FORBIDDEN" };
+  if (!existing) {
+    // Both may open it at once: whichever creates it, the other finds it.
+    await rooms.createRoom(
+      { roomId, kind: "direct" },
+      [
+        { userId: caller.userId, role: "member" },
+        { userId, role: "member" },
+      ],
+      deps.limits.maxMembers,
+    );
+  }
+  // A user who left its direct room comes back to it.
+  for (const u of [caller.userId, userId]) {
+    if (!(await rooms.userRoom(u, roomId))) await rooms.addUser({ roomId, kind: "direct" }, u, "member", 2);
+  }
+  const { lastSeq } = await joinConnection(deps, caller, roomId);
+  await tell(deps, roomId, [userId], { type: "direct", roomId, userId: caller.userId });
+  return { ok: true, roomId, lastSeq };
+}
+
+export interface ListedRoom {
+  roomId: string;
+  kind: RoomKind;
+  lastSeq: number;
+  lastReadSeq: number;
+}
+
+/** The caller's rooms, from any of its connections: joined until left, and invited to. */
+export async function listRooms(deps: ListDeps, caller: Caller): Promise<Done<{ rooms: ListedRoom[] }>> {
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
+  const [rooms, ledger] = await Promise.all([deps.rooms(), deps.ledger()]);
+  const mine = await rooms.userRooms(caller.userId);
+  const listed = await Promise.all(
+    mine.map(async (r) => ({
+      roomId: r.roomId,
+      kind: r.kind,
+      lastSeq: (await ledger.currentSeq(r.roomId)) ?? 0,
+      lastReadSeq: r.lastReadSeq,
+    })),
+  );
+  return { ok: true, rooms: listed };
+}
+
+/** Records how far the user has read the room; it never goes backwards. */
+export async function markRead(
+  deps: ReadDeps,
+  caller: Caller,
+  roomId: string,
+  seq: number,
+): Promise<Done<{ seq: number }>> {
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
+  const stored = await (await deps.rooms()).markRead(caller.userId, roomId, seq);
+  if (stored === undefined) return { ok: false, code: "FORBIDDEN" };
+  return { ok: true, seq: stored };
+}
