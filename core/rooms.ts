@@ -19,6 +19,8 @@ import type { RoomKind } from "./ports";
 const CONNECTION_WINDOW_MS = 2 * 60 * 60 * 1000;
 
 export type RoomsDeps = JoinConnectionDeps & Pick<ChatDeps, "rooms" | "limits" | "actionRateLimit">;
+/** What the owner's actions take: no seq is read, so no PostgreSQL. */
+export type OwnerDeps = Pick<ChatDeps, "store" | "bus" | "rooms" | "limits" | "actionRateLimit" | "now">;
 export type ListDeps = Pick<ChatDeps, "bus" | "rooms" | "ledger" | "actionRateLimit">;
 export type ReadDeps = Pick<ChatDeps, "bus" | "rooms" | "actionRateLimit">;
 
@@ -93,7 +95,7 @@ export async function createRoom(
 
 /** The owner invites a user into its private room; the invitee's open connections are told. */
 export async function invite(
-  deps: RoomsDeps,
+  deps: OwnerDeps,
   caller: Caller,
   roomId: string,
   userId: string,
@@ -120,7 +122,7 @@ export async function invite(
  * fan-out sends in order with the room's messages, after which it delivers them nothing more.
  */
 export async function removeMember(
-  deps: RoomsDeps,
+  deps: OwnerDeps,
   caller: Caller,
   roomId: string,
   userId: string,

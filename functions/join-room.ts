@@ -1,14 +1,14 @@
 /** `joinRoom`: become a member of a room the user may enter; answers its newest seq and the user's read position. */
 import { joinRoom } from "../core/chat";
 import { JoinRoomFrame } from "../core/schemas";
+import { joinDeps } from "./join-deps";
 import { describeIssue, errorReply, refuse, reply, route } from "./respond";
-import { roomsDeps } from "./room-deps";
 
 export const handler = route("joinRoom", async (body, caller) => {
   const frame = JoinRoomFrame.safeParse(body);
   if (!frame.success)
     return errorReply("BAD_REQUEST", describeIssue(frame.error, body), { action: "joinRoom" });
-  const outcome = await joinRoom(roomsDeps(), caller, frame.data.roomId);
+  const outcome = await joinRoom(joinDeps(), caller, frame.data.roomId);
   if (!outcome.ok) return refuse(outcome.code, "joinRoom");
   return reply({
     type: "joined",

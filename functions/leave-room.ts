@@ -2,13 +2,13 @@
 import { leaveRoom } from "../core/chat";
 import { LeaveRoomFrame } from "../core/schemas";
 import { describeIssue, errorReply, refuse, reply, route } from "./respond";
-import { roomsDeps } from "./room-deps";
+import { roomDeps } from "./room-deps";
 
 export const handler = route("leaveRoom", async (body, caller) => {
   const frame = LeaveRoomFrame.safeParse(body);
   if (!frame.success)
     return errorReply("BAD_REQUEST", describeIssue(frame.error, body), { action: "leaveRoom" });
-  const outcome = await leaveRoom(roomsDeps(), caller, frame.data.roomId);
+  const outcome = await leaveRoom(roomDeps(), caller, frame.data.roomId);
   if (!outcome.ok) return refuse(outcome.code, "leaveRoom");
   return reply({ type: "left", roomId: frame.data.roomId });
 });

@@ -2,13 +2,13 @@
 import { listRooms } from "../core/rooms";
 import { ListRoomsFrame } from "../core/schemas";
 import { describeIssue, errorReply, refuse, reply, route } from "./respond";
-import { roomsDeps } from "./room-deps";
+import { roomDeps } from "./room-deps";
 
 export const handler = route("listRooms", async (body, caller) => {
   const frame = ListRoomsFrame.safeParse(body);
   if (!frame.success)
     return errorReply("BAD_REQUEST", describeIssue(frame.error, body), { action: "listRooms" });
-  const outcome = await listRooms(roomsDeps(), caller);
+  const outcome = await listRooms(roomDeps(), caller);
   if (!outcome.ok) return refuse(outcome.code, "listRooms");
   return reply({ type: "rooms", rooms: outcome.rooms });
 });

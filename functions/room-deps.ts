@@ -1,18 +1,21 @@
-/** The ports and settings the room actions share; each is opened on first use. */
+/**
+ * The ports and settings the room actions share; each is opened on first use. What joins a
+ * connection to a room also reads PostgreSQL (join-deps.ts); these do not, so their handlers do not
+ * bundle pg (infra/bundle.test.ts).
+ */
 import { config } from "../core/config";
 import type { RoomsDeps } from "../core/rooms";
 import { messageBus } from "../core/wiring/bus";
-import { messageHistory } from "../core/wiring/history";
 import { sendLedger } from "../core/wiring/ledger";
 import { roomDirectory } from "../core/wiring/rooms";
 import { connectionStore } from "../core/wiring/store";
 
-export function roomsDeps(): RoomsDeps {
+/** For leaving, inviting, removing, listing and marking read. */
+export function roomDeps(): Omit<RoomsDeps, "history"> {
   return {
     store: connectionStore,
     bus: messageBus,
     ledger: sendLedger,
-    history: messageHistory,
     rooms: roomDirectory,
     limits: config.rooms(),
     actionRateLimit: config.actionRateLimit(),

@@ -54,6 +54,23 @@ const actionsOf = (st: { Action: string | string[] }): string[] =>
   Array.isArray(st.Action) ? st.Action : [st.Action];
 
 describe("WebSocket API", () => {
+  test("the limits are set per user on every handler they apply to (PROTOCOL.md v1.1's defaults)", () => {
+    expect(env(functionOf("send-message")[1])).toMatchObject({
+      RATE_LIMIT_SCOPE: "user",
+      RATE_LIMIT_PER_SECOND: "20",
+      RATE_LIMIT_BURST: "40",
+    });
+    for (const file of ["join-room", "get-history", "create-room", "invite", "open-direct", "mark-read"]) {
+      expect(env(functionOf(file)[1])).toMatchObject({
+        RATE_LIMIT_SCOPE: "user",
+        ACTION_RATE_LIMIT_PER_SECOND: "10",
+        ACTION_RATE_LIMIT_BURST: "30",
+        ROOM_MAX_MEMBERS: "5000",
+      });
+    }
+    expect(env(functionOf("connect")[1])).toMatchObject({ MAX_CONNECTIONS_PER_USER: "10" });
+  });
+
   test("every route of the route table maps to the function of its handler file", () => {
     const routes = idsOfType(s.resources, "AWS::ApiGatewayV2::Route").map(
       (id) => s.resources[id] as Resource,

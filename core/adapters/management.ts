@@ -19,6 +19,15 @@ function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 }
 
+/**
+ * PostToConnection answered 429 LimitExceededException: the account's request rate (shared with every
+ * API of the account) or the client's buffer is full. Retriable, after a backoff; named as AWS names it.
+ */
+export class LimitExceededError extends DependencyError {
+  override name = "LimitExceededException";
+  readonly throttled = true;
+}
+
 function isGone(error: unknown): boolean {
   return (error as { name?: string })?.name === "GoneException" || statusOf(error) === 410;
 }
@@ -187,6 +196,7 @@ export class ManagementApiGateway implements ConnectionGateway {
     });
     if (status === 200) return "ok";
     if (status === 410) return "gone";
+    if (status === 429) throw new LimitExceededError("management-api", "PostToConnection answered 429");
     throw new DependencyError("management-api", `PostToConnection answered ${status}`);
   }
 

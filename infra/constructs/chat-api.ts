@@ -19,6 +19,14 @@ import type { DatabaseEndpoint, KafkaEndpoint, RedisEndpoint } from "./endpoints
 import { InfraFunction } from "./infra-function";
 import type { JwtSecret } from "./jwt-secret";
 
+/** PROTOCOL.md v1.1's defaults. */
+export const DEFAULT_LIMITS = {
+  actionPerSecond: 10,
+  actionBurst: 30,
+  maxMembers: 5000,
+  maxConnectionsPerUser: 10,
+};
+
 /** What a handler needs. */
 export type FunctionNeed = "jwt" | "table" | "redis" | "kafka" | "database";
 
@@ -54,8 +62,10 @@ export interface ChatApiProps {
   stageName?: string;
   /** Reserved concurrency per handler file (e.g. { "send-message": 200 }); unset = shared pool. */
   reservedConcurrency?: Readonly<Record<string, number>>;
-  /** Per-connection allowance of the rate limiter. @default 20 per second, burst 40 */
+  /** Each user's allowance of sends. @default 20 per second, burst 40 */
   rateLimit?: { perSecond: number; burst: number };
+  /** Each user's allowance of other room actions, and the sizes of rooms and of a user's connections. */
+  limits?: Partial<typeof DEFAULT_LIMITS>;
   /** Stage-wide throttling (all connections together). @default 1000 per second, burst 2000 */
   stageThrottle?: { rateLimit: number; burstLimit: number };
   /** Shards of the fan-out stream; must equal the fan-out worker's. @default 16 */
@@ -102,9 +112,19 @@ export class ChatApi extends Construct {
         if (need === "kafka") props.kafka.connectProducer(fn.consumer);
         if (need === "database") props.database.connect(fn.consumer);
       }
+      // Every limit is set here, per user, whatever the code's defaults become.
+      const limits = { ...DEFAULT_LIMITS, ...props.limits };
+      fn.fn.addEnvironment("RATE_LIMIT_SCOPE", "user");
       if (file === "send-message") {
         fn.fn.addEnvironment("RATE_LIMIT_PER_SECOND", String(props.rateLimit?.perSecond ?? 20));
         fn.fn.addEnvironment("RATE_LIMIT_BURST", String(props.rateLimit?.burst ?? 40));
+      } else if (needs.includes("redis")) {
+        fn.fn.addEnvironment("ACTION_RATE_LIMIT_PER_SECOND", String(limits.actionPerSecond));
+        fn.fn.addEnvironment("ACTION_RATE_LIMIT_BURST", String(limits.actionBurst));
+      }
+      if (needs.includes("table") && file !== "disconnect") {
+        fn.fn.addEnvironment("ROOM_MAX_MEMBERS", String(limits.maxMembers));
+        fn.fn.addEnvironment("MAX_CONNECTIONS_PER_USER", String(limits.maxConnectionsPerUser));
       }
       functions.set(file, fn);
       return fn;
