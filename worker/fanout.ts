@@ -83,10 +83,27 @@ export interface FanoutStats {
   shards: number[];
 }
 
-interface Entry {
+/** A message of a room, for its members. */
+interface MessageEntry {
+  kind: "message";
+  roomId: string;
   message: ChatMessage;
   membershipVersion: string;
 }
+
+/**
+ * A frame for some connections, in order with the room's messages (an invitation, a removal);
+ * `forget`: list the room's members again before the next message.
+ */
+interface NoticeEntry {
+  kind: "notice";
+  roomId: string;
+  connectionIds: string[];
+  frame: object;
+  forget: boolean;
+}
+
+type Entry = MessageEntry | NoticeEntry;
 
 /** A counting semaphore: at most `limit` posts in flight across every shard of this worker. */
 function semaphore(limit: number) {
@@ -174,24 +191,45 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
   }
 
   async function post(connectionId: string, data: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
+    // 429 LimitExceededException (the account's request rate, which every API of the account shares,
+    // or the client's full buffer) is not a failure: back off (capped, jittered) and post again, so
+    // nothing is dropped, and the room's next message waits for this one, so its order holds. Only a
+    // client that stays full for THROTTLE_GIVE_UP_MS is given up on, so that it cannot stall its room
+    // for good: its client fills the gap with getHistory, as after any failed delivery.
+    const THROTTLE_GIVE_UP_MS = 60_000;
+    let throttledSince: number | undefined;
+    let throttles = 0;
+    for (let attempt = 0; ; ) {
       try {
         if ((await gateway.post(connectionId, data)) === "gone") return dropConnection(connectionId);
         stats.delivered++;
         return;
       } catch (err) {
-        if (attempt + 1 >= postAttempts) {
+        const e = err as { name?: string; throttled?: boolean; $metadata?: { httpStatusCode?: number } };
+        if (
+          e?.throttled === true ||
+          e?.name === "LimitExceededException" ||
+          e?.$metadata?.httpStatusCode === 429
+        ) {
+          throttledSince ??= Date.now();
+          if (Date.now() - throttledSince < THROTTLE_GIVE_UP_MS) {
+            stats.retried++;
+            await sleep(backoffMs(Math.min(throttles++, 6), 50, 1000));
+            continue;
+          }
+        }
+        if (++attempt >= postAttempts) {
           stats.failed++;
           logger.warn({ connectionId, err }, "delivery failed after retries");
           return;
         }
         stats.retried++;
-        await sleep(backoffMs(attempt));
+        await sleep(backoffMs(attempt - 1));
       }
     }
   }
 
-  async function deliver(entry: Entry): Promise<void> {
+  async function deliver(entry: MessageEntry): Promise<void> {
     const { roomId, seq } = entry.message;
     const last = delivered.get(roomId);
     if (last !== undefined && seq <= last) {
@@ -209,7 +247,13 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     stats.messages++;
   }
 
-  async function deliverWithRetry(entry: Entry): Promise<void> {
+  async function notice(entry: NoticeEntry): Promise<void> {
+    if (entry.forget) members.delete(entry.roomId);
+    const data = JSON.stringify(entry.frame);
+    await Promise.all(entry.connectionIds.map((id) => limit(() => post(id, data))));
+  }
+
+  async function deliverWithRetry(entry: MessageEntry): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await deliver(entry);
@@ -232,8 +276,21 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     const record: Record<string, string> = {};
     for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
     try {
+      if (record.c !== undefined) {
+        const c = JSON.parse(record.c) as Partial<NoticeEntry>;
+        if (typeof c.roomId !== "string" || !Array.isArray(c.connectionIds) || typeof c.frame !== "object") {
+          throw new Error("a notice entry lacks its room, connections or frame");
+        }
+        return {
+          kind: "notice",
+          roomId: c.roomId,
+          connectionIds: c.connectionIds.filter((id): id is string => typeof id === "string"),
+          frame: c.frame as object,
+          forget: c.forget === true,
+        };
+      }
       const message = chatMessage().parse(JSON.parse(record.m ?? ""));
-      return { message, membershipVersion: record.v ?? "0" };
+      return { kind: "message", roomId: message.roomId, message, membershipVersion: record.v ?? "0" };
     } catch (err) {
       logger.error({ err }, "dropped a malformed fan-out entry");
       return undefined;
@@ -246,9 +303,9 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
       const parsed = parse(fields);
       if (!parsed) continue;
       const entry = { ...parsed, id };
-      const list = rooms.get(entry.message.roomId);
+      const list = rooms.get(entry.roomId);
       if (list) list.push(entry);
-      else rooms.set(entry.message.roomId, [entry]);
+      else rooms.set(entry.roomId, [entry]);
     }
     await Promise.all(
       [...rooms.values()].map(async (list) => {
@@ -262,7 +319,8 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
             );
             return;
           }
-          await deliverWithRetry(entry);
+          if (entry.kind === "notice") await notice(entry);
+          else await deliverWithRetry(entry);
         }
       }),
     );
