@@ -239,8 +239,17 @@ export function loadConfig(env: Env = process.env) {
           {
             groupId: z._default(z.string(), "chat-persister"),
             healthPort: z.optional(z.coerce.number().check(z.int(), z.minimum(0))),
+            // How long a dead persister holds its partitions; Kafka's and MSK's default floor is 6 s.
+            sessionTimeoutMs: z._default(
+              z.coerce.number().check(z.int(), z.minimum(1000, "must be at least 1000 ms")),
+              10_000,
+            ),
           },
-          { groupId: "PERSISTER_GROUP_ID", healthPort: "HEALTH_PORT" },
+          {
+            groupId: "PERSISTER_GROUP_ID",
+            healthPort: "HEALTH_PORT",
+            sessionTimeoutMs: "PERSISTER_SESSION_TIMEOUT_MS",
+          },
         ),
       ),
     process: () =>

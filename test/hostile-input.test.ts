@@ -18,17 +18,40 @@ import { startTestStack, type TestStack } from "./support/stack";
 
 const FRAMES = Number(process.env.HOSTILE_FRAMES ?? 10_000);
 const SEED = Number(process.env.HOSTILE_SEED ?? Math.floor(Math.random() * 2 ** 31));
-/** The gateway answers each connection's frames one at a time: more connections, more in parallel. */
+/** Connections driven at once: the frames in flight over the whole run. */
 const CONNECTIONS = 24;
-/** Frames in flight per connection: the gateway answers a connection's frames in order. */
-const WINDOW = 24;
+/**
+ * Frames in flight per connection. API Gateway invokes a connection's frames concurrently (as the
+ * emulator does), so answers may come in any order and a join may race the send after it: each frame
+ * waits for the answer of the one before, which keeps the oracle's state and the pairing exact.
+ */
+const WINDOW = 1;
 
-const ACTIONS = ["joinRoom", "leaveRoom", "sendMessage", "getHistory", "ping"];
+const ACTIONS = [
+  "joinRoom",
+  "leaveRoom",
+  "sendMessage",
+  "getHistory",
+  "ping",
+  // v1.1
+  "createRoom",
+  "invite",
+  "removeMember",
+  "openDirect",
+  "listRooms",
+  "markRead",
+];
 const ROOM = /^[A-Za-z0-9_.:-]{1,64}$/;
+const USER = /^[A-Za-z0-9_.@-]{1,64}$/;
 const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 let stack: TestStack;
-const settingKeys = ["RATE_LIMIT_PER_SECOND", "RATE_LIMIT_BURST"];
+const settingKeys = [
+  "RATE_LIMIT_PER_SECOND",
+  "RATE_LIMIT_BURST",
+  "ACTION_RATE_LIMIT_PER_SECOND",
+  "ACTION_RATE_LIMIT_BURST",
+];
 const savedEnv = Object.fromEntries(settingKeys.map((k) => [k, process.env[k]]));
 
 beforeAll(async () => {
@@ -36,7 +59,12 @@ beforeAll(async () => {
   stack = await startTestStack({
     fanoutWorkers: 1,
     persisters: 1,
-    settings: { RATE_LIMIT_PER_SECOND: "1000000", RATE_LIMIT_BURST: "1000000" },
+    settings: {
+      RATE_LIMIT_PER_SECOND: "1000000",
+      RATE_LIMIT_BURST: "1000000",
+      ACTION_RATE_LIMIT_PER_SECOND: "1000000",
+      ACTION_RATE_LIMIT_BURST: "1000000",
+    },
   });
 });
 
@@ -51,7 +79,20 @@ afterAll(async () => {
 
 /** What PROTOCOL.md says the answer to a frame is. */
 type Expected =
-  | { type: "pong" | "joined" | "left" | "history" | "ack" }
+  | {
+      type:
+        | "pong"
+        | "joined"
+        | "left"
+        | "history"
+        | "ack"
+        | "created"
+        | "invited"
+        | "removed"
+        | "direct"
+        | "rooms"
+        | "read";
+    }
   | { type: "error"; code: string; action?: string; clientMsgId?: string };
 
 const codePoints = (s: string) => [...s].length;
@@ -59,8 +100,20 @@ const isWellFormed = (s: string) => !/\p{Surrogate}/u.test(s.replace(/[\uD800-\u
 const isSeqBound = (v: unknown) =>
   typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER;
 
-/** The answer PROTOCOL.md gives a frame, for a connection that is a member of `joined`. */
-function oracle(raw: string, joined: Set<string>): Expected {
+/** What a connection's frames have made of the rooms, as far as the oracle needs to know. */
+interface RoomState {
+  userId: string;
+  /** Rooms this connection has joined (and not left since). */
+  joined: Set<string>;
+  /** Rooms that exist because this connection joined or created them: createRoom is ROOM_EXISTS. */
+  seen: Set<string>;
+  /** Private rooms this connection's user created. */
+  owned: Set<string>;
+}
+
+/** The answer PROTOCOL.md gives a frame, for a connection in the given state (which it updates). */
+function oracle(raw: string, state: RoomState): Expected {
+  const { joined } = state;
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -89,12 +142,52 @@ function oracle(raw: string, joined: Set<string>): Expected {
       return { type: "pong" };
     case "joinRoom":
       if (!roomOk) return bad();
+      if ((f.roomId as string).startsWith("dm.") && !state.seen.has(f.roomId as string))
+        return bad("FORBIDDEN");
       joined.add(f.roomId as string);
+      state.seen.add(f.roomId as string);
       return { type: "joined" };
     case "leaveRoom":
       if (!roomOk) return bad();
       joined.delete(f.roomId as string);
       return { type: "left" };
+    case "listRooms":
+      return { type: "rooms" };
+    case "markRead":
+      if (!roomOk || !isSeqBound(f.seq)) return bad();
+      // A user's read position is kept for the rooms it is in: joined, or its own.
+      return joined.has(f.roomId as string) || state.owned.has(f.roomId as string)
+        ? { type: "read" }
+        : bad("FORBIDDEN");
+    case "createRoom": {
+      const members = f.members;
+      const membersOk =
+        members === undefined ||
+        (Array.isArray(members) &&
+          members.length <= 100 &&
+          members.every((m) => typeof m === "string" && USER.test(m)));
+      if (!roomOk || !membersOk) return bad();
+      const id = f.roomId as string;
+      if (id.startsWith("dm.")) return bad("FORBIDDEN");
+      if (state.seen.has(id)) return bad("ROOM_EXISTS");
+      state.seen.add(id);
+      state.owned.add(id);
+      joined.add(id);
+      return { type: "created" };
+    }
+    case "invite":
+    case "removeMember": {
+      const userOk = typeof f.userId === "string" && USER.test(f.userId);
+      if (!roomOk || !userOk) return bad();
+      if (!state.owned.has(f.roomId as string)) return bad("FORBIDDEN");
+      if (action === "invite") return { type: "invited" };
+      return f.userId === state.userId ? bad() : { type: "removed" };
+    }
+    case "openDirect": {
+      const userOk = typeof f.userId === "string" && USER.test(f.userId);
+      if (!userOk || f.userId === state.userId) return bad();
+      return { type: "direct" };
+    }
     case "getHistory": {
       const opt = (k: string, ok: (v: unknown) => boolean) => !Object.hasOwn(f, k) || ok(f[k]);
       const limitOk = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 100;
@@ -170,6 +263,8 @@ const textArb = fc.oneof(
 );
 
 interface Context {
+  /** The connection's user: inviting itself or opening a direct room with itself. */
+  user: string;
   /** Rooms this connection owns and joined at the start. */
   own: string;
   other: string;
@@ -190,6 +285,16 @@ const roomArb = (ctx: Context) =>
       arbitrary: fc.constantFrom("", "a".repeat(65), "room with space", "__proto__", "constructor"),
     },
     { weight: 1, arbitrary: fc.oneof(fc.integer(), fc.constant(null), fc.boolean(), fc.array(fc.string())) },
+  );
+
+const createRoomArb = (ctx: Context) =>
+  fc.oneof(
+    { weight: 3, arbitrary: fc.constant(ctx.own) },
+    {
+      weight: 6,
+      arbitrary: fc.stringMatching(/^[A-Za-z0-9_.:-]{1,20}$/).map((s) => `${ctx.own}x${s}`.slice(0, 64)),
+    },
+    { weight: 1, arbitrary: fc.constantFrom("", "a".repeat(65), "dm.squat", "room with space") },
   );
 
 const clientMsgIdArb = (ctx: Context) =>
@@ -264,13 +369,38 @@ function objectFrame(ctx: Context): fc.Arbitrary<string> {
         return fc
           .tuple(
             fc.constant(a),
-            field("roomId", roomArb(ctx)),
+            // A room another connection could create privately would make its joins FORBIDDEN at an
+            // order the oracle cannot know: createRoom names rooms of this connection's own.
+            field("roomId", action === "createRoom" ? createRoomArb(ctx) : roomArb(ctx)),
             action === "sendMessage" || typeof action !== "string"
               ? field("text", textArb)
               : fc.constant<Entries>([]),
             action === "sendMessage" || typeof action !== "string"
               ? field("clientMsgId", clientMsgIdArb(ctx))
               : fc.constant<Entries>([]),
+            action === "createRoom"
+              ? field(
+                  "members",
+                  fc.oneof(
+                    fc.array(fc.stringMatching(/^[A-Za-z0-9_.@-]{1,12}$/), { maxLength: 4 }),
+                    fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
+                    fc.constant(Array.from({ length: 101 }, (_, k) => `m${k}`)),
+                  ),
+                  4,
+                )
+              : action === "invite" || action === "removeMember" || action === "openDirect"
+                ? field(
+                    "userId",
+                    fc.oneof(
+                      { weight: 6, arbitrary: fc.stringMatching(/^[A-Za-z0-9_.@-]{1,12}$/) },
+                      { weight: 1, arbitrary: fc.string({ maxLength: 70 }) },
+                      // Not another connection's user: its invitations would be frames the oracle does not expect.
+                      { weight: 1, arbitrary: fc.constantFrom(ctx.user, "", "a b") },
+                    ),
+                  )
+                : action === "markRead"
+                  ? field("seq", seqArb)
+                  : fc.constant<Entries>([]),
             action === "getHistory"
               ? fc
                   .tuple(
@@ -344,8 +474,8 @@ function matches(answer: Frame, expected: Expected): boolean {
   return true;
 }
 
-/** Sends the frames in order over one connection, WINDOW at a time, pairing each with its answer. */
-async function drive(client: TestClient, frames: string[], joined: Set<string>) {
+/** Sends the frames in order over one connection, each after the answer to the one before (WINDOW 1). */
+async function drive(client: TestClient, frames: string[], state: RoomState) {
   const sent: Sent[] = [];
   const answers: Frame[] = [];
   let waiting: (() => void) | undefined;
@@ -368,7 +498,7 @@ async function drive(client: TestClient, frames: string[], joined: Set<string>) 
       });
       if (client.ws.readyState !== WebSocket.OPEN) throw new Error("the connection closed mid-run");
     }
-    const expected = oracle(raw, joined);
+    const expected = oracle(raw, state);
     let text: string | undefined;
     let roomId: string | undefined;
     if (expected.type === "ack") {
@@ -391,6 +521,7 @@ test(`${FRAMES} generated frames get PROTOCOL.md's answers; stored text is byte-
   for (let i = 0; i < CONNECTIONS; i++) {
     const client = await TestClient.connect(stack.url, { token: await stack.token(`hostile${i}`) });
     const ctx = {
+      user: `hostile${i}`,
       own: `${stack.id}-h${i}`,
       other: `${stack.id}-h${(i + 1) % CONNECTIONS}`,
       counter: { n: 0 },
@@ -404,7 +535,12 @@ test(`${FRAMES} generated frames get PROTOCOL.md's answers; stored text is byte-
     clients.map((client, i) => {
       const ctx = contexts[i] as Context;
       const frames = fc.sample(frameArb(ctx), { numRuns: perConnection, seed: SEED + i });
-      return drive(client, frames, new Set([ctx.own]));
+      return drive(client, frames, {
+        userId: `hostile${i}`,
+        joined: new Set([ctx.own]),
+        seen: new Set([ctx.own, ctx.other]),
+        owned: new Set(),
+      });
     }),
   );
 
@@ -448,7 +584,10 @@ test(`${FRAMES} generated frames get PROTOCOL.md's answers; stored text is byte-
   let bytes = 0;
   for (const room of rooms) {
     await stack.waitForRows(room, perRoom.get(room) ?? 0, 60_000);
-    const rows = await stack.rows(room);
+    // A room named by a generated string (not this stack's prefix) may hold other runs' or files'
+    // rows in the shared database: only this run's acked ones are counted there.
+    const ours = room.startsWith(stack.id);
+    const rows = (await stack.rows(room)).filter((r) => ours || acked.has(r.messageId));
     expect(rows.length).toBe(perRoom.get(room));
     for (const row of rows) {
       const a = acked.get(row.messageId);
@@ -458,7 +597,7 @@ test(`${FRAMES} generated frames get PROTOCOL.md's answers; stored text is byte-
       stored++;
       bytes += Buffer.byteLength(row.text);
     }
-    expect(rows.map((r) => r.seq)).toEqual(rows.map((_, k) => k + 1));
+    if (ours) expect(rows.map((r) => r.seq)).toEqual(rows.map((_, k) => k + 1));
   }
   expect(stored).toBe(acked.size);
   // Rooms that only ever got refused frames hold nothing.

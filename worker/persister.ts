@@ -43,11 +43,11 @@ export interface PersisterOptions {
   /** Longest retry delay, in ms (default 5000). */
   retryMaxMs?: number;
   /**
-   * Consumer session timeout, in ms (default PERSISTER_SESSION_TIMEOUT_MS, else 6000): how long a
-   * dead persister holds its partitions before the group gives them to the others.
+   * Consumer session timeout, in ms (default PERSISTER_SESSION_TIMEOUT_MS, 10000): how long a dead
+   * persister holds its partitions before the group gives them to the others.
    */
   sessionTimeoutMs?: number;
-  /** Consumer heartbeat interval, in ms (default a sixth of the session timeout: 1000). */
+  /** Consumer heartbeat interval, in ms (default a sixth of the session timeout). */
   heartbeatIntervalMs?: number;
   /** How long the group waits for its live members to rejoin a rebalance (default twice the session timeout). */
   rebalanceTimeoutMs?: number;
@@ -111,16 +111,6 @@ interface Decoded {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/**
- * The consumer session timeout: PERSISTER_SESSION_TIMEOUT_MS, else 6 s. A persister that dies holds
- * its partitions this long (plus the rebalance) before the others take them over. MSK and Kafka's
- * default group.min.session.timeout.ms is 6000, so a smaller value is refused there.
- */
-function sessionTimeoutMs(): number {
-  const n = Number(process.env.PERSISTER_SESSION_TIMEOUT_MS || 6000);
-  return Number.isInteger(n) && n >= 1000 ? n : 6000;
-}
 
 /** Creates a persister over the given Kafka client and repository. */
 export function createPersister(deps: PersisterDeps): Persister {
@@ -367,13 +357,12 @@ export function createPersister(deps: PersisterDeps): Persister {
         createPartitioner: Partitioners.DefaultPartitioner,
       });
       await producer.connect();
+      const sessionTimeout = options.sessionTimeoutMs ?? config.persister().sessionTimeoutMs;
       consumer = kafka.consumer({
         groupId,
-        sessionTimeout: options.sessionTimeoutMs ?? sessionTimeoutMs(),
-        heartbeatInterval:
-          options.heartbeatIntervalMs ??
-          Math.max(100, Math.floor((options.sessionTimeoutMs ?? sessionTimeoutMs()) / 6)),
-        rebalanceTimeout: options.rebalanceTimeoutMs ?? 2 * (options.sessionTimeoutMs ?? sessionTimeoutMs()),
+        sessionTimeout,
+        heartbeatInterval: options.heartbeatIntervalMs ?? Math.max(100, Math.floor(sessionTimeout / 6)),
+        rebalanceTimeout: options.rebalanceTimeoutMs ?? 2 * sessionTimeout,
         allowAutoTopicCreation: false,
         // One fetch answers for every partition of the broker and the next waits until all its
         // batches are written, so a fetch should carry thousands of records, not the default 1 MiB.
