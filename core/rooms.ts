@@ -93,6 +93,14 @@ export async function createRoom(
   return { ok: true, lastSeq };
 }
 
+/** An owner-only action's gate: metered, and only on a private room the caller owns. */
+async function ownedRoom(deps: OwnerDeps, caller: Caller, roomId: string): Promise<{ ok: true } | Refusal> {
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
+  const room = await (await deps.rooms()).room(roomId);
+  if (room?.kind !== "private" || room.owner !== caller.userId) return { ok: false, code: "FORBIDDEN" };
+  return { ok: true };
+}
+
 /** The owner invites a user into its private room; the invitee's open connections are told. */
 export async function invite(
   deps: OwnerDeps,
@@ -100,13 +108,11 @@ export async function invite(
   roomId: string,
   userId: string,
 ): Promise<Done<object>> {
-  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
-  const rooms = await deps.rooms();
-  const room = await rooms.room(roomId);
-  if (room?.kind !== "private" || room.owner !== caller.userId) return { ok: false, code: "FORBIDDEN" };
+  const owned = await ownedRoom(deps, caller, roomId);
+  if (!owned.ok) return owned;
   if (userId === caller.userId) return { ok: true };
-  const standing = await rooms.addUser(
-    { roomId, kind: room.kind },
+  const standing = await (await deps.rooms()).addUser(
+    { roomId, kind: "private" },
     userId,
     "invited",
     deps.limits.maxMembers,
@@ -127,14 +133,12 @@ export async function removeMember(
   roomId: string,
   userId: string,
 ): Promise<Done<object>> {
-  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
-  const rooms = await deps.rooms();
-  const room = await rooms.room(roomId);
-  if (room?.kind !== "private" || room.owner !== caller.userId) return { ok: false, code: "FORBIDDEN" };
+  const owned = await ownedRoom(deps, caller, roomId);
+  if (!owned.ok) return owned;
   if (userId === caller.userId) {
     return { ok: false, code: "BAD_REQUEST", message: "The owner cannot remove itself from its room." };
   }
-  await rooms.removeUser(roomId, userId);
+  await (await deps.rooms()).removeUser(roomId, userId);
   const connections = await openConnections(deps, userId);
   const [store, bus] = await Promise.all([deps.store(), deps.bus()]);
   for (const connectionId of connections) {

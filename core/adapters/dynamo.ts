@@ -83,16 +83,27 @@ function wrap<T>(what: string, work: () => Promise<T>): Promise<T> {
   });
 }
 
-export class DynamoConnectionStore implements ConnectionStore {
-  private readonly doc: DynamoDBDocumentClient;
+/** What each adapter over the table shares: the document client and strongly consistent reads. */
+abstract class TableAdapter {
+  protected readonly doc: DynamoDBDocumentClient;
 
   constructor(
     client: DynamoDBClient,
-    private readonly table: string = config.table().name,
+    protected readonly table: string = config.table().name,
   ) {
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }
 
+  /** The item under the key, read strongly consistent, or undefined. */
+  protected async getItem(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
+    );
+    return out.Item;
+  }
+}
+
+export class DynamoConnectionStore extends TableAdapter implements ConnectionStore {
   putConnection(record: ConnectionRecord): Promise<void> {
     return wrap("put connection", async () => {
       await this.doc.send(
@@ -112,15 +123,9 @@ export class DynamoConnectionStore implements ConnectionStore {
 
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
     return wrap("get connection", async () => {
-      const out = await this.doc.send(
-        new GetCommand({
-          TableName: this.table,
-          Key: { pk: connKey(connectionId), sk: META },
-          ConsistentRead: true,
-        }),
-      );
-      if (!out.Item) return undefined;
-      const { connectionId: id, userId, name, connectedAt, expiresAt } = out.Item;
+      const item = await this.getItem({ pk: connKey(connectionId), sk: META });
+      if (!item) return undefined;
+      const { connectionId: id, userId, name, connectedAt, expiresAt } = item;
       return { connectionId: id, userId, name, connectedAt, expiresAt } as ConnectionRecord;
     });
   }
@@ -218,15 +223,7 @@ export class DynamoConnectionStore implements ConnectionStore {
 
   isMember(connectionId: string, roomId: string): Promise<boolean> {
     return wrap("membership check", async () => {
-      const out = await this.doc.send(
-        new GetCommand({
-          TableName: this.table,
-          Key: { pk: roomKey(roomId), sk: connKey(connectionId) },
-          ConsistentRead: true,
-          ProjectionExpression: "pk",
-        }),
-      );
-      return out.Item !== undefined;
+      return (await this.getItem({ pk: roomKey(roomId), sk: connKey(connectionId) })) !== undefined;
     });
   }
 
@@ -263,16 +260,14 @@ function isConditionFailure(error: unknown): boolean {
 }
 
 /** The send ledger over the same table: atomic counters and conditional puts, strongly consistent. */
-export class DynamoSendLedger implements SendLedger {
-  private readonly doc: DynamoDBDocumentClient;
-
+export class DynamoSendLedger extends TableAdapter implements SendLedger {
   constructor(
     client: DynamoDBClient,
-    private readonly table: string = config.table().name,
+    table: string = config.table().name,
     /** How long a send record answers retries. */
     private readonly retryWindowSeconds = 24 * 60 * 60,
   ) {
-    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+    super(client, table);
   }
 
   nextSeq(roomId: string, seed: () => Promise<number>): Promise<number> {
@@ -314,10 +309,8 @@ export class DynamoSendLedger implements SendLedger {
 
   currentSeq(roomId: string): Promise<number | undefined> {
     return wrap("read seq", async () => {
-      const out = await this.doc.send(
-        new GetCommand({ TableName: this.table, Key: seqKey(roomId), ConsistentRead: true }),
-      );
-      return out.Item ? Number(out.Item.seq) : undefined;
+      const item = await this.getItem(seqKey(roomId));
+      return item ? Number(item.seq) : undefined;
     });
   }
 
@@ -351,10 +344,7 @@ export class DynamoSendLedger implements SendLedger {
   }
 
   private async readSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: sentKey(senderId, clientMsgId), ConsistentRead: true }),
-    );
-    const item = out.Item;
+    const item = await this.getItem(sentKey(senderId, clientMsgId));
     if (!item) return undefined;
     return {
       senderId: String(item.senderId),
@@ -378,31 +368,16 @@ function userRoomOf(item: Record<string, unknown>): UserRoom {
 }
 
 /** Rooms and their users over the same table; a room's member count is kept on its META item. */
-export class DynamoRoomDirectory implements RoomDirectory {
-  private readonly doc: DynamoDBDocumentClient;
-
-  constructor(
-    client: DynamoDBClient,
-    private readonly table: string = config.table().name,
-  ) {
-    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-  }
-
+export class DynamoRoomDirectory extends TableAdapter implements RoomDirectory {
   room(roomId: string): Promise<RoomInfo | undefined> {
     return wrap("read room", async () => {
-      const out = await this.doc.send(
-        new GetCommand({
-          TableName: this.table,
-          Key: { pk: roomKey(roomId), sk: META },
-          ConsistentRead: true,
-        }),
-      );
-      if (!out.Item) return undefined;
+      const item = await this.getItem({ pk: roomKey(roomId), sk: META });
+      if (!item) return undefined;
       return {
         roomId,
-        kind: out.Item.kind as RoomKind,
-        ...(typeof out.Item.owner === "string" ? { owner: out.Item.owner } : {}),
-        memberCount: Number(out.Item.memberCount ?? 0),
+        kind: item.kind as RoomKind,
+        ...(typeof item.owner === "string" ? { owner: item.owner } : {}),
+        memberCount: Number(item.memberCount ?? 0),
       };
     });
   }
@@ -456,14 +431,8 @@ export class DynamoRoomDirectory implements RoomDirectory {
 
   userRoom(userId: string, roomId: string): Promise<UserRoom | undefined> {
     return wrap("read a user's room", async () => {
-      const out = await this.doc.send(
-        new GetCommand({
-          TableName: this.table,
-          Key: { pk: userKey(userId), sk: roomKey(roomId) },
-          ConsistentRead: true,
-        }),
-      );
-      return out.Item ? userRoomOf(out.Item) : undefined;
+      const item = await this.getItem({ pk: userKey(userId), sk: roomKey(roomId) });
+      return item ? userRoomOf(item) : undefined;
     });
   }
 

@@ -2,7 +2,8 @@
  * Fault injection under load (`npm run test:faults`): steady traffic from real clients in several
  * rooms while, one fault per scenario, a part is killed with SIGKILL and started again: a fan-out
  * worker (one of two), the persister, Redis, the Kafka broker, PostgreSQL and the gateway itself;
- * and Redis loses its data as ElastiCache can (every key, or its newest writes). Redis keeps only
+ * and Redis loses its data as ElastiCache can (every key, or its newest writes) or fills up (its
+ * noeviction policy refuses writes). Redis keeps only
  * 20 recent messages per room here, so a stopped persister leaves history to span the gap.
  * After each: every acked message is in PostgreSQL exactly once; every client, after reconnecting and
  * catching up with getHistory, has every message of its room in seq order with nothing doubled; every
@@ -203,6 +204,26 @@ test("Redis loses its newest writes (an asynchronous failover)", async () => {
         if (dedupe.length > 0) await redis.del(...dedupe);
       },
       async () => undefined,
+      20_000,
+    );
+  } finally {
+    redis.disconnect();
+  }
+});
+
+test("Redis is full (noeviction refuses every write) and then has room again", async () => {
+  const redis = new Redis(rig.stack.env.REDIS_URL as string);
+  try {
+    await scenario(
+      "redis-full",
+      "Redis maxmemory set to what it holds (writes refused with OOM), then lifted",
+      async () => {
+        const used = Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1]);
+        await redis.config("SET", "maxmemory", String(used));
+      },
+      async () => {
+        await redis.config("SET", "maxmemory", "0");
+      },
       20_000,
     );
   } finally {
