@@ -7,10 +7,6 @@ import { refusedStatus, TestClient } from "./support/client";
 import { startTestStack, type TestStack } from "./support/stack";
 import { craftToken, now } from "./support/tokens";
 
-/** A room's membership items (its partition also holds the room's META item). */
-async function memberships(room: string): Promise<Record<string, unknown>[]> {
-  return (await stack.items(`ROOM#${room}`)).filter((item) => String(item.sk).startsWith("CONN#"));
-}
 let stack: TestStack;
 const clients: TestClient[] = [];
 
@@ -77,7 +73,7 @@ describe("rooms and records", () => {
     const joined = await client.request({ action: "joinRoom", roomId: room }, "joined");
     expect(joined).toEqual({ type: "joined", roomId: room, lastSeq: 0, lastReadSeq: 0 });
 
-    const members = await memberships(room);
+    const members = await stack.memberships(room);
     expect(members).toHaveLength(1);
     const connectionKey = members[0]?.sk as string;
     const connection = await stack.item(connectionKey, "META");
@@ -87,13 +83,13 @@ describe("rooms and records", () => {
 
     // Joining twice is not an error and does not add a second record.
     expect((await client.request({ action: "joinRoom", roomId: room }, "joined")).type).toBe("joined");
-    expect(await memberships(room)).toHaveLength(1);
+    expect(await stack.memberships(room)).toHaveLength(1);
 
     expect(await client.request({ action: "leaveRoom", roomId: room }, "left")).toEqual({
       type: "left",
       roomId: room,
     });
-    expect(await memberships(room)).toHaveLength(0);
+    expect(await stack.memberships(room)).toHaveLength(0);
     // Leaving a room not joined is not an error either.
     expect((await client.request({ action: "leaveRoom", roomId: room }, "left")).type).toBe("left");
 
@@ -104,8 +100,8 @@ describe("rooms and records", () => {
     while (Date.now() < deadline && (await stack.item(connectionKey, "META")))
       await new Promise((r) => setTimeout(r, 50));
     expect(await stack.item(connectionKey, "META")).toBeUndefined();
-    expect(await memberships(room)).toHaveLength(0);
-    expect(await memberships(`${room}-2`)).toHaveLength(0);
+    expect(await stack.memberships(room)).toHaveLength(0);
+    expect(await stack.memberships(`${room}-2`)).toHaveLength(0);
   });
 
   test("several connections of one user are separate members and all receive the room's messages", async () => {
@@ -114,7 +110,7 @@ describe("rooms and records", () => {
     const laptop = await connect("dave", "Dave");
     await phone.request({ action: "joinRoom", roomId: room }, "joined");
     await laptop.request({ action: "joinRoom", roomId: room }, "joined");
-    expect(await memberships(room)).toHaveLength(2);
+    expect(await stack.memberships(room)).toHaveLength(2);
     const ack = await phone.request(
       { action: "sendMessage", roomId: room, text: "from my phone", clientMsgId: "m1" },
       "ack",
@@ -126,7 +122,7 @@ describe("rooms and records", () => {
     }
     // Leaving on one connection keeps the other a member.
     await laptop.request({ action: "leaveRoom", roomId: room }, "left");
-    expect(await memberships(room)).toHaveLength(1);
+    expect(await stack.memberships(room)).toHaveLength(1);
   });
 
   test("membership is remembered in Redis for sends, forgotten on leave and disconnect, and asked of DynamoDB when Redis has lost it", async () => {

@@ -144,7 +144,7 @@ test("a stale connection (gone without $disconnect) is cleaned on the first 410"
   await live.request({ action: "joinRoom", roomId: room }, "joined");
   const ghost = await connect("ghost");
   await ghost.request({ action: "joinRoom", roomId: room }, "joined");
-  const memberships = await stack.items(`ROOM#${room}`);
+  const memberships = await stack.memberships(room);
   const records = await Promise.all(
     memberships.map(async (membership) => ({
       membership,
@@ -158,14 +158,14 @@ test("a stale connection (gone without $disconnect) is cleaned on the first 410"
   await ghost.closed;
   await new Promise((r) => setTimeout(r, 300));
   await stack.putItems([ghostRecords?.membership, ghostRecords?.meta] as Record<string, unknown>[]);
-  expect(await stack.items(`ROOM#${room}`)).toHaveLength(2);
+  expect(await stack.memberships(room)).toHaveLength(2);
 
   await live.request({ action: "sendMessage", roomId: room, text: "anyone?", clientMsgId: "s1" }, "ack");
   await live.waitForMessages(room, 1);
   const deadline = Date.now() + 5000;
-  while (Date.now() < deadline && (await stack.items(`ROOM#${room}`)).length > 1) {
+  while (Date.now() < deadline && (await stack.memberships(room)).length > 1) {
     await new Promise((r) => setTimeout(r, 50));
   }
-  expect((await stack.items(`ROOM#${room}`)).map((i) => i.userId)).toEqual(["alive"]);
+  expect((await stack.memberships(room)).map((i) => i.userId)).toEqual(["alive"]);
   expect(await stack.item(ghostRecords?.meta?.pk as string, "META")).toBeUndefined();
 });

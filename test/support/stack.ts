@@ -17,6 +17,8 @@ export interface TestStack extends RunningStack {
   /** Items of the table under a partition key. */
   items(pk: string): Promise<Record<string, unknown>[]>;
   item(pk: string, sk: string): Promise<Record<string, unknown> | undefined>;
+  /** A room's membership items (its partition also holds the room's META item). */
+  memberships(roomId: string): Promise<Record<string, unknown>[]>;
   /** Writes items to the table as they are (to stage a record the app would not write itself). */
   putItems(items: Record<string, unknown>[]): Promise<void>;
   /** Rows of the messages table for rooms of this stack. */
@@ -59,20 +61,23 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
         [roomId],
       )
     ).rows;
+  const items = async (pk: string) =>
+    (
+      await doc.send(
+        new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: "pk = :p",
+          ExpressionAttributeValues: { ":p": pk },
+        }),
+      )
+    ).Items ?? [];
   return {
     ...stack,
     id,
     token: (userId, name) => signToken(stack.env.JWT_SECRET as string, userId, { name }),
-    items: async (pk) =>
-      (
-        await doc.send(
-          new QueryCommand({
-            TableName: table,
-            KeyConditionExpression: "pk = :p",
-            ExpressionAttributeValues: { ":p": pk },
-          }),
-        )
-      ).Items ?? [],
+    items,
+    memberships: async (roomId) =>
+      (await items(`ROOM#${roomId}`)).filter((item) => String(item.sk).startsWith("CONN#")),
     item: async (pk, sk) => (await doc.send(new GetCommand({ TableName: table, Key: { pk, sk } }))).Item,
     putItems: async (items) => {
       for (const Item of items) await doc.send(new PutCommand({ TableName: table, Item }));
