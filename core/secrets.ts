@@ -13,7 +13,11 @@ let client: SecretsManagerClient | undefined;
 async function fetchSecret(arn: string): Promise<string> {
   const { GetSecretValueCommand, SecretsManagerClient } =
     require("@aws-sdk/client-secrets-manager") as typeof import("@aws-sdk/client-secrets-manager");
-  client ??= new SecretsManagerClient({ region: config.aws().region });
+  // A deadline well inside a handler's timeout, like every other remote call of a handler.
+  client ??= new SecretsManagerClient({
+    region: config.aws().region,
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 },
+  });
   const out = await client.send(new GetSecretValueCommand({ SecretId: arn }));
   if (!out.SecretString) throw new DependencyError("secrets", `secret ${arn} holds no string`);
   return out.SecretString;

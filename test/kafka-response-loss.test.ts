@@ -86,6 +86,19 @@ function message(topic: string, n: number): ChatMessage {
 }
 
 /** The messageIds in the topic, read from its beginning to its end. */
+/**
+ * The figures of a run: appends acked, acked ones in the log, lost, and extra copies (a rejected
+ * append that the broker had written: the persister keeps one row per messageId).
+ */
+function report(kind: string, acked: ChatMessage[], records: string[]): void {
+  const ids = new Set(acked.map((m) => m.messageId));
+  const lost = [...ids].filter((id) => !records.includes(id)).length;
+  process.stderr.write(
+    `kafka response loss (${kind}): ${ids.size} acked, ${ids.size - lost} in the log, ${lost} lost, ` +
+      `${records.length - new Set(records).size} extra copies for the persister to skip\n`,
+  );
+}
+
 async function storedIds(topic: string): Promise<string[]> {
   const admin = direct.admin();
   await admin.connect();
@@ -216,9 +229,11 @@ test("a stalled broker: appends reject within their deadline, retriable; afterwa
   } finally {
     await stop(log);
   }
-  const stored = new Set(await storedIds(topic));
+  const records = await storedIds(topic);
+  const stored = new Set(records);
   expect(acked.map((m) => m.messageId).filter((id) => !stored.has(id))).toEqual([]);
   expect(acked.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+  report("stalled broker", acked, records);
   expect(log.stats.producers).toBeGreaterThanOrEqual(2);
 });
 
@@ -249,7 +264,9 @@ test("an answer lost after the broker stored the batch: the next messages are st
   } finally {
     await stop(log);
   }
-  const stored = new Set(await storedIds(topic));
+  const records = await storedIds(topic);
+  const stored = new Set(records);
   expect(acked.map((m) => m.messageId).filter((id) => !stored.has(id))).toEqual([]);
   expect(acked).toHaveLength(6);
+  report("answer lost after the write", acked, records);
 });
