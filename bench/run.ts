@@ -10,11 +10,14 @@
  * Uses REDIS_URL, KAFKA_BROKERS, DATABASE_URL and DYNAMODB_ENDPOINT where set, else starts its own.
  */
 import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { Client } from "pg";
 import { signToken } from "../core/auth";
+import { loadPrices, type Projection, projectMonthlyCost } from "../local/gateway/cost";
+import type { MeterSnapshot } from "../local/gateway/meter";
 import { isolatedNames } from "../local/isolation";
 import { DEFAULT_KAFKA_VERSIONS, startLocalServices } from "../local/services";
 import { ROOT, startChild } from "./lib/child";
@@ -86,6 +89,8 @@ export interface RunResult {
       p99OverSocketIo: number | null;
     }[];
     saturation: { target: string; overSocketIo: number | null; overCeiling: number | null }[];
+    /** What AWS would bill for the chat target's whole run, and a month of 1,000 users like it. */
+    bill?: { reading: MeterSnapshot; projection?: Projection };
   };
   persist?: PersistResult & { params: PersistParams };
   coldStart?: ColdStartResultSet;
@@ -118,6 +123,7 @@ async function fanoutAll(
   services: { name: string; pid?: number }[],
 ): Promise<NonNullable<RunResult["fanout"]>> {
   const targets: TargetResult[] = [];
+  let bill: NonNullable<RunResult["fanout"]>["bill"];
   // The services a target uses, where the bench started them (not those named by the environment),
   // and this process: the load generator's clients, and DynamoDB (dynalite) when the bench started it.
   const shared = (...names: string[]): ProcessGroup[] => [
@@ -167,11 +173,15 @@ async function fanoutAll(
   if (wanted.has("chat")) {
     const id = `bf${randomBytes(3).toString("hex")}`;
     const secret = randomBytes(24).toString("base64url");
+    const meterDir = join(ROOT, ".cache", "bench");
+    mkdirSync(meterDir, { recursive: true });
+    const meterFile = join(meterDir, `meter-${id}.json`);
     progress("fan-out: starting the local stack");
     const chat = await startChild<{ url: string }>("chat-stack", "bench/servers/chat-stack.ts", {
       ...env,
       JWT_SECRET: secret,
       ...isolatedNames(id),
+      LOCAL_METER_FILE: meterFile,
       // info makes the gateway log each route's duration (`ms`) to .cache/bench/logs/chat-stack.log.
       LOG_LEVEL: process.env.BENCH_STACK_LOG_LEVEL ?? "warn",
     });
@@ -196,6 +206,10 @@ async function fanoutAll(
     } finally {
       await chat.stop();
     }
+    if (existsSync(meterFile)) {
+      const reading = JSON.parse(readFileSync(meterFile, "utf8")) as MeterSnapshot;
+      bill = { reading, projection: projectMonthlyCost(reading, loadPrices()) };
+    }
   }
   const byName = (n: string) => targets.find((t) => t.target === n);
   const socketio = byName("socketio");
@@ -219,6 +233,7 @@ async function fanoutAll(
       overSocketIo: ratio(t.maxDeliveriesPerSec, socketio?.maxDeliveriesPerSec),
       overCeiling: ratio(t.maxDeliveriesPerSec, ceiling?.maxDeliveriesPerSec),
     })),
+    bill,
   };
 }
 

@@ -12,6 +12,7 @@
  */
 import { relative } from "node:path";
 import { signToken } from "../core/auth";
+import { formatMeter, formatProjection, loadPrices, projectMonthlyCost } from "./gateway/cost";
 import { localJwtSecret } from "./secret";
 import { absolute, killAllServices, repoRoot } from "./services/process";
 import { type RunningStack, startStack } from "./stack";
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     const running = await starting.catch(() => undefined);
     await running?.stop();
     say("stopped");
+    if (running) printBill(running);
     process.exit(0);
   };
   // Installed before anything starts, so a Ctrl-C while starting is bounded too.
@@ -106,6 +108,19 @@ async function main(): Promise<void> {
       "",
     ].join("\n"),
   );
+}
+
+/** What AWS would have billed for the session, and a month of 1,000 users like it. */
+function printBill(stack: RunningStack): void {
+  const reading = stack.meter.snapshot();
+  const lines = formatMeter(reading);
+  try {
+    const projection = projectMonthlyCost(reading, loadPrices());
+    if (projection) lines.push(...formatProjection(projection));
+  } catch (error) {
+    lines.push(`  (no projection: ${error instanceof Error ? error.message : String(error)})`);
+  }
+  process.stdout.write(`\n${lines.join("\n")}\n`);
 }
 
 main().catch((error) => {

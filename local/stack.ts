@@ -5,16 +5,18 @@
  * `npm run dev` and the integration tests both start it through here.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { createDynamoClient, ensureTable } from "../core/adapters/dynamo";
 import { createKafka, ensureTopics } from "../core/adapters/kafka";
 import { config } from "../core/config";
 import { createLogger } from "../core/logger";
-import { closeServices } from "../core/wiring/services";
+import { closeServices, overrideServices, serviceOverrides } from "../core/wiring/services";
 import { AUTHORIZER, ROUTES } from "../functions/routes";
 import { migrate } from "../prisma/migrate";
-import { type LambdaHandler, type RunningGateway, startGateway } from "./gateway";
+import { type LambdaHandler, limitsFromEnv, Meter, type RunningGateway, startGateway } from "./gateway";
+import { type DynamoMeterProxy, startDynamoMeterProxy } from "./gateway/dynamodb-meter";
 import { localJwtSecret } from "./secret";
 import { type LocalServices, startLocalServices } from "./services";
 import { freePort, killAllServices, sleep } from "./services/process";
@@ -68,6 +70,8 @@ export interface RunningStack {
   /** The environment the handlers and workers run with. */
   env: Record<string, string>;
   gateway: RunningGateway;
+  /** What AWS would bill for the traffic (the gateway's, DynamoDB's through its counting proxy, Kafka's). */
+  meter: Meter;
   services: LocalServices;
   workers: WorkerProcess[];
   /** Starts one more worker of the kind. */
@@ -101,6 +105,11 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
 async function start(opts: StackOptions): Promise<RunningStack> {
   const baseEnv = opts.env ?? process.env;
   const progress = opts.onProgress ?? (() => undefined);
+  // The emulator's limits (GATEWAY_* settings), checked before anything starts.
+  const settingsEnv = { ...baseEnv, ...opts.settings };
+  const limits = limitsFromEnv(settingsEnv);
+  const metering = settingsEnv.LOCAL_METER !== "0";
+  const meter = new Meter(limits.lambdaMemoryMb, (opts.persisters ?? 1) > 0 ? 1 : 0);
   const services = await startLocalServices({
     env: baseEnv,
     onProgress: progress,
@@ -110,6 +119,8 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     supervise: opts.supervise,
   });
   let gateway: RunningGateway | undefined;
+  let dynamoMeter: DynamoMeterProxy | undefined;
+  const priorOverrides = serviceOverrides();
   const workers: WorkerProcess[] = [];
   const supervisors: Supervisor[] = [];
   let stopping = false;
@@ -123,6 +134,27 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       ...opts.settings,
       JWT_SECRET: localJwtSecret(baseEnv),
     };
+    if (metering) {
+      // DynamoDB through a counting proxy (read and write units); Kafka appends counted at the port.
+      dynamoMeter = await startDynamoMeterProxy(env.DYNAMODB_ENDPOINT as string, meter);
+      env.DYNAMODB_ENDPOINT = dynamoMeter.url;
+      overrideServices({
+        ...priorOverrides,
+        log: (real) => {
+          const inner = priorOverrides.log ? priorOverrides.log(real) : real;
+          return {
+            append: async (messages) => {
+              await inner.append(messages);
+              let bytes = 0;
+              for (const m of messages)
+                bytes += Buffer.byteLength(m.roomId) + Buffer.byteLength(JSON.stringify(m));
+              meter.kafkaAppend(messages.length, bytes);
+            },
+            disconnect: () => inner.disconnect(),
+          };
+        },
+      });
+    }
     // The handlers run in this process and read their configuration from its environment.
     Object.assign(process.env, env);
     config.reset();
@@ -144,6 +176,8 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       authorizer,
       idleTimeoutMs: opts.idleTimeoutMs,
       maxLifetimeMs: opts.maxLifetimeMs,
+      limits,
+      meter,
       logger,
     });
     env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
@@ -207,6 +241,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       managementEndpoint: running.managementEndpoint,
       env,
       gateway: running,
+      meter,
       services,
       workers,
       spawnWorker,
@@ -218,6 +253,14 @@ async function start(opts: StackOptions): Promise<RunningStack> {
           await running.close();
           // The in-process clients' goodbyes wait on the services (a dead broker never answers).
           await Promise.race([closeServices(), sleep(3000)]);
+          overrideServices(priorOverrides);
+          await dynamoMeter?.stop();
+          // What the environment named before, not the proxy that is gone.
+          if (dynamoMeter) process.env.DYNAMODB_ENDPOINT = services.env.DYNAMODB_ENDPOINT;
+          // LOCAL_METER_FILE: where the meter's last reading goes (npm run soak and bench read it).
+          if (settingsEnv.LOCAL_METER_FILE) {
+            writeFileSync(settingsEnv.LOCAL_METER_FILE, `${JSON.stringify(meter.snapshot(), null, 2)}\n`);
+          }
           await services.stop();
           stackRunning = false;
         })();
@@ -238,6 +281,8 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     await stopWorkers(workers);
     await gateway?.close();
     await closeServices();
+    overrideServices(priorOverrides);
+    await dynamoMeter?.stop();
     await services.stop();
     throw error;
   }

@@ -107,3 +107,18 @@ export function withQuery(url: string, params: Record<string, string>): string {
   for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
   return u.toString();
 }
+
+/**
+ * Headers of a SigV4 signature in the right shape, scoped to execute-api, with a signature no one
+ * checks: what the emulator's management API asks of a raw request (it has no credentials to verify).
+ */
+export function signedShape(now = new Date()): Record<string, string> {
+  const amzDate = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
+  return {
+    "x-amz-date": amzDate,
+    Authorization: `AWS4-HMAC-SHA256 Credential=local/${amzDate.slice(0, 8)}/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`,
+  };
+}

@@ -20,8 +20,8 @@ import {
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import WebSocket from "ws";
-import { type GatewayLogger, type RunningGateway, startGateway } from "../local/gateway";
-import { openClient, type TestClient, upgradeStatus, withQuery } from "./gateway-client";
+import { type GatewayLogger, type GatewayOptions, type RunningGateway, startGateway } from "../local/gateway";
+import { openClient, signedShape, type TestClient, upgradeStatus, withQuery } from "./gateway-client";
 import { createFixtures, type Fixtures } from "./gateway-fixtures";
 
 const STAGE = "dev";
@@ -33,6 +33,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface Target {
   wsUrl: string;
   management: ApiGatewayManagementApiClient;
+  /** The management API's endpoint, for raw (unsigned or oddly signed) requests. */
+  managementEndpoint: string;
   token: string;
   /** Opens an authorized connection and learns its connection id. */
   openWithId(): Promise<{ client: TestClient; connectionId: string }>;
@@ -108,6 +110,21 @@ function realAppSuite(target: () => Target): void {
     expect(post).toEqual({ name: "GoneException", status: 410 });
   });
 
+  test("management API: an unsigned call, or one signed for another service, is refused with 403", async () => {
+    const url = `${target().managementEndpoint}/@connections/${encodeURIComponent(unknownId())}`;
+    const unsigned = await fetch(url, { method: "POST", body: "x" });
+    expect(unsigned.status).toBe(403);
+    await unsigned.arrayBuffer();
+    const shape = signedShape();
+    const otherService = await fetch(url, {
+      method: "POST",
+      body: "x",
+      headers: { ...shape, Authorization: (shape.Authorization as string).replace("/execute-api/", "/s3/") },
+    });
+    expect(otherService.status).toBe(403);
+    await otherService.arrayBuffer();
+  });
+
   test("management API: an unknown connection is GoneException 410 for POST, GET and DELETE", async () => {
     const { management } = target();
     const id = unknownId();
@@ -180,7 +197,13 @@ describe("API Gateway emulator", () => {
   });
 
   describe("the real app's checks", () => {
-    realAppSuite(() => ({ wsUrl: gw.url, management, token: "allow-alice", openWithId }));
+    realAppSuite(() => ({
+      wsUrl: gw.url,
+      management,
+      managementEndpoint: gw.managementEndpoint,
+      token: "allow-alice",
+      openWithId,
+    }));
   });
 
   describe("start-up", () => {
@@ -423,7 +446,7 @@ describe("API Gateway emulator", () => {
       client.sendJson({ action: "oneway" });
       client.sendJson({ action: "nobody" });
       client.sendJson({ action: "text" });
-      // Invocations are sequential per connection, so the string result comes after the two others.
+      // Only the string result is sent; the other two answer nothing, whatever order they finish in.
       expect(await client.next()).toBe("a plain string result");
       expect(await client.nothingWithin(100)).toBe(true);
       await client.close();
@@ -445,15 +468,18 @@ describe("API Gateway emulator", () => {
   });
 
   describe("ordering", () => {
-    test("one connection's invocations run in order of arrival", async () => {
+    test("one connection's frames are separate invocations, running at once: answers come as each ends", async () => {
       const client = await openClient(allow());
-      client.sendJson({ action: "slow", ms: 80, n: 1 });
+      client.sendJson({ action: "slow", ms: 300, n: 1 });
       client.sendJson({ action: "slow", ms: 0, n: 2 });
-      client.sendJson({ action: "slow", ms: 30, n: 3 });
+      client.sendJson({ action: "slow", ms: 150, n: 3 });
+      const started = Date.now();
       const order = [await client.next(), await client.next(), await client.next()].map(
         (f) => JSON.parse(f).n,
       );
-      expect(order).toEqual([1, 2, 3]);
+      expect(order).toEqual([2, 3, 1]);
+      // Run one after another, they would take 450 ms.
+      expect(Date.now() - started).toBeLessThan(440);
       await client.close();
     });
 
@@ -558,9 +584,7 @@ describe("API Gateway emulator", () => {
       const res = await fetch(`${gw.managementEndpoint}/@connections/${encodeURIComponent(id)}`, {
         method: "POST",
         body: "x",
-        headers: {
-          Authorization: "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/execute-api/aws4_request",
-        },
+        headers: signedShape(),
       });
       expect(res.status).toBe(410);
       expect(res.headers.get("x-amzn-errortype")).toBe("GoneException");
@@ -607,6 +631,55 @@ describe("API Gateway emulator", () => {
         management.send(new GetConnectionCommand({ ConnectionId: connectionId })),
       );
       expect(gone).toEqual({ name: "GoneException", status: 410 });
+    });
+
+    test("what AWS checks first: a signature of SigV4's shape for execute-api, and no browser Origin", async () => {
+      const { client, connectionId } = await openWithId();
+      const url = `${gw.managementEndpoint}/@connections/${encodeURIComponent(connectionId)}`;
+      const post = async (headers: Record<string, string>) => {
+        const res = await fetch(url, { method: "POST", body: "x", headers });
+        return { status: res.status, type: res.headers.get("x-amzn-errortype"), body: await res.json() };
+      };
+      const shape = signedShape();
+      const auth = shape.Authorization as string;
+      expect(await post({})).toEqual({
+        status: 403,
+        type: "ForbiddenException",
+        body: { message: "Missing Authentication Token" },
+      });
+      for (const broken of [
+        "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/execute-api/aws4_request",
+        auth.replace(/Signature=[0-9a-f]+/, "Signature=not-hex"),
+        auth.replace("/execute-api/", "/s3/"),
+        auth.replace("SignedHeaders=host;", "SignedHeaders="),
+      ]) {
+        const refused = await post({ ...shape, Authorization: broken });
+        expect({ status: refused.status, type: refused.type }).toEqual({
+          status: 403,
+          type: "ForbiddenException",
+        });
+      }
+      const { "x-amz-date": _date, ...noDate } = shape;
+      expect((await post(noDate)).status).toBe(403);
+      expect((await post({ ...shape, Origin: "https://example.com" })).status).toBe(403);
+      // The SDK client signs as AWS expects; nothing above reached the connection.
+      await management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: "signed" }));
+      expect(await client.next()).toBe("signed");
+      expect(await client.nothingWithin(50)).toBe(true);
+      await client.close();
+    });
+
+    test("a post to a connection whose $connect is still running answers GoneException 410", async () => {
+      const probe = randomUUID();
+      const client = await openClient(allow({ connect: "post-self", probe }));
+      const post = await fixtures.waitFor(
+        (r) => r.routeKey === "$connect:post-self" && r.event.requestContext.connectionId !== undefined,
+      );
+      expect({ status: post.event.status, errorType: post.event.errorType }).toEqual({
+        status: 410,
+        errorType: "GoneException",
+      });
+      await client.close();
     });
 
     test("a management call on another stage is ForbiddenException 403", async () => {
@@ -772,6 +845,222 @@ describe("API Gateway emulator: limits in time, no $default, shutdown", () => {
   });
 });
 
+describe("API Gateway emulator: throttles, bounds, best-effort $disconnect and the meter", () => {
+  const running: RunningGateway[] = [];
+  const clients: ApiGatewayManagementApiClient[] = [];
+
+  /** A gateway with the fixtures and the limits given (AWS's defaults for the rest). */
+  async function start(limits: GatewayOptions["limits"], extra: Partial<GatewayOptions> = {}) {
+    const fixtures = createFixtures();
+    const gw = await startGateway({
+      port: 0,
+      stage: STAGE,
+      routes: fixtures.routes,
+      routeResponses: fixtures.routeResponses,
+      authorizer: fixtures.authorizer,
+      limits,
+      ...extra,
+    });
+    running.push(gw);
+    const management = managementClient(gw.managementEndpoint);
+    clients.push(management);
+    const url = (extraQuery: Record<string, string> = {}) =>
+      withQuery(gw.url, { token: "allow-alice", ...extraQuery });
+    const openWithId = async () => {
+      const probe = randomUUID();
+      const client = await openClient(url({ probe }));
+      const connect = await fixtures.waitFor(
+        (r) => r.routeKey === "$connect" && r.event.queryStringParameters?.probe === probe,
+      );
+      return { client, connectionId: connect.event.requestContext.connectionId as string };
+    };
+    return { gw, fixtures, management, url, openWithId };
+  }
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
+    await Promise.all(running.splice(0).map((gw) => gw.close()));
+  });
+
+  test("@connections calls share the account's rate with the frames: over it, 429 LimitExceededException", async () => {
+    // The upgrade takes one token of the ten; nothing refills them within the test (0.01 a second).
+    const { management, openWithId } = await start({ account: { ratePerSecond: 0.01, burst: 10 } });
+    const { client, connectionId } = await openWithId();
+    const outcomes = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: `{"i":${i}}` })).then(
+          () => "ok",
+          (e: { name: string; $metadata?: { httpStatusCode?: number } }) =>
+            `${e.name} ${e.$metadata?.httpStatusCode}`,
+        ),
+      ),
+    );
+    expect(outcomes.filter((o) => o === "ok")).toHaveLength(9);
+    expect(outcomes.filter((o) => o === "LimitExceededException 429")).toHaveLength(3);
+    // The bucket is empty for the client's frames too: AWS's throttled frame.
+    client.sendJson({ action: "ping" });
+    for (let i = 0; i < 9; i++) await client.next();
+    expect(JSON.parse(await client.next())).toMatchObject({ message: "Too Many Requests", connectionId });
+    await client.close();
+  });
+
+  test("new connections over the rate are refused with 429", async () => {
+    const { url } = await start({ newConnections: { ratePerSecond: 0.01, burst: 1 } });
+    const first = await openClient(url());
+    expect(await upgradeStatus(url())).toBe(429);
+    await first.close();
+  });
+
+  test("the stage's route throttle holds each route to its rate", async () => {
+    const { openWithId } = await start({ route: { ratePerSecond: 0.01, burst: 2 } });
+    const { client } = await openWithId();
+    for (let i = 0; i < 3; i++) client.sendJson({ action: "ping" });
+    const answers = [await client.next(), await client.next(), await client.next()].map((f) => JSON.parse(f));
+    expect(answers.filter((a) => a.type === "pong")).toHaveLength(2);
+    expect(answers.filter((a) => a.message === "Too Many Requests")).toHaveLength(1);
+    // Another route has a bucket of its own.
+    client.sendJson({ action: "slow", ms: 0, n: 7 });
+    expect(JSON.parse(await client.next())).toEqual({ n: 7 });
+    await client.close();
+  });
+
+  test("invocations are bounded: past the local slots a connection's frames wait, past its queue they are throttled", async () => {
+    const { gw, openWithId } = await start({ localSlots: 2, connectionQueue: 2 });
+    const { client } = await openWithId();
+    const started = Date.now();
+    for (let n = 1; n <= 6; n++) client.sendJson({ action: "slow", ms: 200, n });
+    let most = 0;
+    const watch = setInterval(() => {
+      most = Math.max(most, gw.invocations().running);
+    }, 5);
+    const frames = [];
+    for (let i = 0; i < 6; i++) frames.push(JSON.parse(await client.next()));
+    clearInterval(watch);
+    expect(frames.filter((f) => f.message === "Too Many Requests")).toHaveLength(2);
+    expect(
+      frames
+        .filter((f) => f.n !== undefined)
+        .map((f) => f.n)
+        .sort(),
+    ).toEqual([1, 2, 3, 4]);
+    expect(most).toBeLessThanOrEqual(2);
+    // Two at a time: the last two answers came after two rounds.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(390);
+    expect(gw.meter.snapshot().apiGateway.throttled.connectionQueue).toBe(2);
+    await client.close();
+  });
+
+  test("past Lambda's concurrency, a frame is throttled as Lambda throttles it", async () => {
+    const { gw, openWithId } = await start({ concurrency: 2 });
+    const { client } = await openWithId();
+    for (let n = 1; n <= 3; n++) client.sendJson({ action: "slow", ms: 200, n });
+    const frames = [];
+    for (let i = 0; i < 3; i++) frames.push(JSON.parse(await client.next()));
+    expect(frames[0]).toMatchObject({ message: "Too Many Requests" });
+    expect(
+      frames
+        .slice(1)
+        .map((f) => f.n)
+        .sort(),
+    ).toEqual([1, 2]);
+    expect(gw.meter.snapshot().apiGateway.throttled.concurrency).toBe(1);
+    await client.close();
+  });
+
+  test("a closed connection's frames still waiting are never invoked", async () => {
+    const { gw, fixtures, openWithId } = await start({ localSlots: 1 });
+    const { client, connectionId } = await openWithId();
+    client.sendJson({ action: "slow", ms: 300, n: 1 });
+    for (let i = 0; i < 3; i++) client.sendJson({ action: "nobody" });
+    await sleep(50);
+    expect(gw.invocations()).toEqual({ running: 1, waiting: 3 });
+    client.ws.terminate();
+    await fixtures.waitFor(
+      (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === connectionId,
+    );
+    await sleep(400);
+    const mine = (key: string) =>
+      fixtures.seen.filter((r) => r.routeKey === key && r.event.requestContext.connectionId === connectionId);
+    expect(mine("slow")).toHaveLength(1); // the one already running finishes, as a Lambda would
+    expect(mine("nobody")).toHaveLength(0);
+    expect(gw.invocations()).toEqual({ running: 0, waiting: 0 });
+  });
+
+  test("a client that does not read fills its buffer: posts answer 429 LimitExceededException, memory stays bounded", async () => {
+    const { management, openWithId } = await start({ clientBufferBytes: 256 * 1024 });
+    const { client, connectionId } = await openWithId();
+    client.ws.pause();
+    const data = "p".repeat(100 * 1024);
+    let refused: { name: string; status: number | undefined } | undefined;
+    let sent = 0;
+    for (let i = 0; i < 400 && !refused; i++) {
+      try {
+        await management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+        sent++;
+      } catch (error) {
+        const e = error as { name: string; $metadata?: { httpStatusCode?: number } };
+        refused = { name: e.name, status: e.$metadata?.httpStatusCode };
+      }
+    }
+    expect(refused).toEqual({ name: "LimitExceededException", status: 429 });
+    expect(sent).toBeGreaterThan(0);
+    // Reading again drains it: what was accepted arrives, and posts go through once more.
+    client.ws.resume();
+    for (let i = 0; i < sent; i++) expect((await client.next(5000)).length).toBe(100 * 1024);
+    await management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: "after" }));
+    expect(await client.next()).toBe("after");
+    await client.close();
+  });
+
+  test("$disconnect is best effort: a share can be dropped, or run late", async () => {
+    const dropped = await start({ disconnectDropRate: 1 });
+    const a = await dropped.openWithId();
+    await a.client.close();
+    await sleep(300);
+    expect(
+      dropped.fixtures.seen.some(
+        (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === a.connectionId,
+      ),
+    ).toBe(false);
+    expect(dropped.gw.meter.snapshot().apiGateway.throttled.disconnectDropped).toBe(1);
+
+    const late = await start({ disconnectDelayMs: 400 });
+    const b = await late.openWithId();
+    const closedAt = Date.now();
+    await b.client.close();
+    await late.fixtures.waitFor(
+      (r) => r.routeKey === "$disconnect" && r.event.requestContext.connectionId === b.connectionId,
+    );
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(380);
+  });
+
+  test("the meter counts messages in 32 KB units both ways, connection minutes and invocations by handler", async () => {
+    const { gw, management, openWithId } = await start({});
+    const { client, connectionId } = await openWithId();
+    client.sendJson({ action: "echo" });
+    await client.next();
+    await management.send(
+      new PostToConnectionCommand({ ConnectionId: connectionId, Data: "m".repeat(40 * 1024) }),
+    );
+    await client.next();
+    await client.close();
+    await sleep(100);
+    const m = gw.meter.snapshot();
+    expect(m.apiGateway).toMatchObject({ framesIn: 1, messagesIn: 1, framesOut: 2, messagesOut: 3 });
+    expect(m.apiGateway.connections).toBe(1);
+    expect(m.apiGateway.connectionMinutes).toBeGreaterThan(0);
+    expect(m.apiGateway.managementCalls).toBe(1);
+    expect(Object.keys(m.lambda.byHandler).sort()).toEqual([
+      "$authorizer",
+      "$connect",
+      "$disconnect",
+      "echo",
+    ]);
+    expect(m.lambda.invocations).toBe(4);
+    expect(m.lambda.gbSeconds).toBeGreaterThan(0);
+  });
+});
+
 const deployedEnv = {
   wsUrl: process.env.CONFORMANCE_WS_URL,
   managementEndpoint: process.env.CONFORMANCE_MANAGEMENT_ENDPOINT,
@@ -818,7 +1107,13 @@ if (deployedEnv.wsUrl && deployedEnv.managementEndpoint && deployedEnv.token) {
   describe("deployed API Gateway", () => {
     const management = new ApiGatewayManagementApiClient({ endpoint: managementEndpoint, maxAttempts: 2 });
     afterAll(() => management.destroy());
-    realAppSuite(() => ({ wsUrl, management, token, openWithId: () => deployedOpenWithId(wsUrl, token) }));
+    realAppSuite(() => ({
+      wsUrl,
+      management,
+      managementEndpoint,
+      token,
+      openWithId: () => deployedOpenWithId(wsUrl, token),
+    }));
   });
 } else {
   console.log(

@@ -4,6 +4,7 @@
  * no body, slow), plus a REQUEST authorizer that decides by token.
  */
 import type { LambdaHandler } from "../local/gateway";
+import { signedShape } from "./gateway-client";
 
 /** A recorded invocation. */
 export interface Recorded {
@@ -117,6 +118,20 @@ export function createFixtures(): Fixtures {
       record("$connect", event);
       const q = event.queryStringParameters ?? {};
       if (q.connect === "throw") throw new Error("connect failed");
+      if (q.connect === "post-self") {
+        // A post to the connection whose $connect is running: AWS answers 410, it is not connected yet.
+        const { domainName, stage, connectionId } = event.requestContext;
+        const res = await fetch(
+          `http://${domainName}/${stage}/@connections/${encodeURIComponent(connectionId)}`,
+          { method: "POST", body: "too early", headers: signedShape() },
+        );
+        record("$connect:post-self", {
+          requestContext: event.requestContext,
+          status: res.status,
+          errorType: res.headers.get("x-amzn-errortype"),
+        });
+        await res.arrayBuffer();
+      }
       if (q.connectStatus) return { statusCode: Number(q.connectStatus), body: "refused by $connect" };
       if (q.protocol) return { statusCode: 200, headers: { "Sec-WebSocket-Protocol": q.protocol } };
       return { statusCode: 200 };

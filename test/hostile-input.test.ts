@@ -19,7 +19,7 @@ import { startTestStack, type TestStack } from "./support/stack";
 const FRAMES = Number(process.env.HOSTILE_FRAMES ?? 10_000);
 const SEED = Number(process.env.HOSTILE_SEED ?? Math.floor(Math.random() * 2 ** 31));
 /** Connections driven at once: the frames in flight over the whole run. */
-const CONNECTIONS = 24;
+const CONNECTIONS = 64;
 /**
  * Frames in flight per connection. API Gateway invokes a connection's frames concurrently (as the
  * emulator does), so answers may come in any order and a join may race the send after it: each frame

@@ -1,6 +1,7 @@
 /** Writes the run's results: JSON (everything), a Markdown summary and an SVG chart the README shows. */
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { formatMeter, formatProjection } from "../../local/gateway/cost";
 import type { ColdStartResultSet, RunResult } from "../run";
 
 const fmt = (v: number | null | undefined, digits = 1) =>
@@ -64,6 +65,20 @@ export function markdown(r: RunResult): string {
         "",
       );
     }
+  }
+  if (r.fanout?.bill) {
+    const { reading, projection } = r.fanout.bill;
+    out.push(
+      "## What AWS would bill",
+      "",
+      "The emulator's meter over the chat target's whole run (connects, every step, the drain), and a month of 1,000 users each behaving as the run's average connection did (a load test's traffic: far more than a chat user's). Prices and their sources: bench/prices.json.",
+      "",
+      "```",
+      ...formatMeter(reading),
+      ...(projection ? formatProjection(projection) : []),
+      "```",
+      "",
+    );
   }
   if (r.hops) {
     out.push(

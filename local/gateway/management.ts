@@ -2,11 +2,17 @@
  * The API Gateway management API (`@connections`) on the gateway's own host and port, in the wire
  * format of AWS's restJson1 protocol so that `@aws-sdk/client-apigatewaymanagementapi` maps the
  * answers: 200 / 204 on success, 410 with `x-amzn-ErrorType: GoneException`, 413 with
- * `PayloadTooLargeException`, 403 with `ForbiddenException`. SigV4 signatures are accepted without
- * being checked: there are no credentials on a developer's machine worth checking against.
+ * `PayloadTooLargeException`, 403 with `ForbiddenException`, 429 with `LimitExceededException`.
+ *
+ * It checks what AWS checks before a call reaches a connection: a SigV4 signature of the right shape
+ * scoped to `execute-api` (sigv4.ts; the signature itself is not verified, there are no credentials
+ * on a developer's machine worth checking against), no browser `Origin`, and the account's request
+ * rate, which `@connections` calls share with the clients' frames. A connection whose `$connect` is
+ * still running is not yet a connection: it answers 410, as on AWS.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { newRequestUuid } from "./ids";
+import { signatureProblem } from "./sigv4";
 
 /** What the management API needs of one live connection. */
 export interface ManagedConnection {
@@ -14,8 +20,8 @@ export interface ManagedConnection {
   lastActiveAt: number;
   sourceIp: string;
   userAgent: string | null;
-  /** Queues `data` as one frame to the client. */
-  send(data: Buffer): void;
+  /** Queues `data` as one frame to the client; "full" when its buffer is over the bound (nothing sent). */
+  send(data: Buffer): "sent" | "full";
   /** Closes the connection from the gateway's side; `$disconnect` follows. */
   disconnect(): void;
 }
@@ -25,7 +31,12 @@ export interface ManagementDeps {
   stage: string;
   maxMessageBytes: number;
   lookup(connectionId: string): ManagedConnection | undefined;
-  logger: { warn(o: object, msg?: string): void };
+  /** Takes a token of the account's request rate; false when the call is throttled. */
+  admit(): boolean;
+  /** Told of every call, and of what was refused for being over a limit. */
+  onCall(): void;
+  onThrottled(kind: "accountCallbacks" | "clientBuffer"): void;
+  logger: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void };
 }
 
 const JSON_TYPE = "application/json";
@@ -45,9 +56,12 @@ function answer(res: ServerResponse, status: number, body: string, errorType?: s
 const GONE_BODY = '{"message":null}';
 const FORBIDDEN_BODY = '{"message":"Forbidden"}';
 const TOO_LARGE_BODY = '{"message":"Message too long"}';
+const LIMIT_BODY = '{"message":"Limit Exceeded"}';
 
 const gone = (res: ServerResponse) => answer(res, 410, GONE_BODY, "GoneException");
-const forbidden = (res: ServerResponse) => answer(res, 403, FORBIDDEN_BODY, "ForbiddenException");
+const forbidden = (res: ServerResponse, message?: string) =>
+  answer(res, 403, message ? JSON.stringify({ message }) : FORBIDDEN_BODY, "ForbiddenException");
+const limitExceeded = (res: ServerResponse) => answer(res, 429, LIMIT_BODY, "LimitExceededException");
 const tooLarge = (res: ServerResponse) => answer(res, 413, TOO_LARGE_BODY, "PayloadTooLargeException");
 
 /** The connection id in `/{stage}/@connections/{id}`, decoded (the SDK sends `=` as `%3D`), or undefined. */
@@ -106,6 +120,27 @@ export function handleManagementRequest(
     forbidden(res);
     return;
   }
+  deps.onCall();
+  const problem = signatureProblem(req.headers, url);
+  if (problem !== undefined) {
+    deps.logger.info({ connectionId, problem }, "management call refused: signature");
+    req.resume();
+    forbidden(res, problem);
+    return;
+  }
+  if (req.headers.origin !== undefined) {
+    // The management API is for backends; AWS refuses calls a browser makes.
+    deps.logger.info({ connectionId }, "management call refused: it carries a browser Origin");
+    req.resume();
+    forbidden(res);
+    return;
+  }
+  if (!deps.admit()) {
+    deps.onThrottled("accountCallbacks");
+    req.resume();
+    limitExceeded(res);
+    return;
+  }
 
   switch (req.method) {
     case "POST": {
@@ -119,7 +154,10 @@ export function handleManagementRequest(
           if (body === undefined) return tooLarge(res);
           const conn = deps.lookup(connectionId);
           if (!conn) return gone(res);
-          conn.send(body);
+          if (conn.send(body) === "full") {
+            deps.onThrottled("clientBuffer");
+            return limitExceeded(res);
+          }
           res.writeHead(200, { "Content-Length": 0, "x-amzn-RequestId": newRequestUuid() });
           res.end();
         },

@@ -10,11 +10,13 @@
  * (10). The short CI run: SOAK_CONNECTIONS=500 SOAK_SECONDS=30 npm run soak.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import WebSocket from "ws";
 import { signToken } from "../../core/auth";
+import { formatMeter, formatProjection, loadPrices, projectMonthlyCost } from "../../local/gateway/cost";
+import type { MeterSnapshot } from "../../local/gateway/meter";
 import { isolatedNames } from "../../local/isolation";
 import { commandLine, processTree } from "../../local/processes";
 import { localJwtSecret } from "../../local/secret";
@@ -75,6 +77,8 @@ async function main(): Promise<void> {
     onProgress: say,
   });
   const port = await freePort();
+  // The stack writes its meter here when it stops: what AWS would bill for the soak.
+  const meterFile = join(repoRoot, ".cache", "soak", `meter-${process.pid}.json`);
   const stackEnv = {
     ...process.env,
     ...services.env,
@@ -83,9 +87,11 @@ async function main(): Promise<void> {
     ...isolatedNames(`soak${process.pid}`),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     KAFKAJS_NO_PARTITIONER_WARNING: "1",
+    LOCAL_METER_FILE: meterFile,
   };
   let dev: ChildProcess | undefined;
   const failures: string[] = [];
+  let written: (Record<string, unknown> & Parameters<typeof markdown>[0]) | undefined;
   try {
     dev = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "local", "dev.ts")], {
       cwd: repoRoot,
@@ -322,6 +328,7 @@ async function main(): Promise<void> {
     };
     writeFileSync(join(__dirname, "results.json"), `${JSON.stringify(summary, null, 2)}\n`);
     writeFileSync(join(__dirname, "RESULTS.md"), markdown(summary));
+    written = summary;
     say(
       `memory (MB, after warm-up → end, bound): ${memory.map((m) => `${m.name} ${m.startMb}→${m.endMb} (${m.boundMb})`).join("; ")}`,
     );
@@ -336,13 +343,27 @@ async function main(): Promise<void> {
       await Promise.race([exited, sleep(20_000)]);
       if (dev.exitCode === null) dev.kill("SIGKILL");
     }
+    if (written && existsSync(meterFile)) {
+      // The bill: the stack wrote its meter on the way out; added to the results written above.
+      const reading = JSON.parse(readFileSync(meterFile, "utf8")) as MeterSnapshot;
+      const projection = projectMonthlyCost(reading, loadPrices());
+      const lines = [...formatMeter(reading), ...(projection ? formatProjection(projection) : [])];
+      for (const line of lines) say(line);
+      const withBill = { ...written, bill: { reading, projection, lines } };
+      writeFileSync(join(__dirname, "results.json"), `${JSON.stringify(withBill, null, 2)}\n`);
+      writeFileSync(join(__dirname, "RESULTS.md"), markdown(withBill));
+    }
     await services.stop();
   }
   process.exit(failures.length === 0 ? 0 : 1);
 }
 
 function markdown(
-  s: Record<string, unknown> & { intervals: Record<string, number>[]; memory: Record<string, unknown>[] },
+  s: Record<string, unknown> & {
+    intervals: Record<string, number>[];
+    memory: Record<string, unknown>[];
+    bill?: { lines: string[] };
+  },
 ): string {
   const lines = [
     "# Soak results",
@@ -367,6 +388,16 @@ function markdown(
       (m) => `| ${m.name} (${m.pid}) | ${m.startMb ?? "-"} | ${m.endMb} | ${m.boundMb ?? "-"} |`,
     ),
     "",
+    ...(s.bill
+      ? [
+          "What AWS would bill for the soak (the emulator's meter; prices and sources in bench/prices.json):",
+          "",
+          "```",
+          ...s.bill.lines,
+          "```",
+          "",
+        ]
+      : []),
   ];
   return lines.join("\n");
 }
