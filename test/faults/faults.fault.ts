@@ -36,8 +36,8 @@ afterAll(async () => {
 /** The Markdown table the README's is produced from. */
 function table(rows: ScenarioResult[]): string {
   const head =
-    "| scenario | fault | rooms × clients | acked | stored | lost | doubled | seq reused | outage answers | cut by crash | silent | filled by history | duplicate deliveries | back to normal (bound) | result |\n" +
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    "| scenario | fault | rooms × clients | acked | stored | lost | doubled | seq reused | outage answers | cut by crash | silent | filled by history | seqs without a message | duplicate deliveries | back to normal (bound) | result |\n" +
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   const body = rows
     .map((r) =>
       [
@@ -55,6 +55,7 @@ function table(rows: ScenarioResult[]): string {
         r.cutByCrash,
         r.silent,
         r.filledByHistory,
+        r.seqsWithoutMessage,
         r.duplicateDeliveries,
         `${(r.recoveryMs / 1000).toFixed(1)} s (${r.recoveryBoundMs / 1000} s)`,
         r.passed ? "pass" : "FAIL",
@@ -117,7 +118,8 @@ async function scenario(
       `${result.acked} acked, ${result.stored} stored, ${result.lost} lost, ${result.doubled} doubled, ` +
       `${result.seqReused} seqs reused, ` +
       `outage answers ${JSON.stringify(result.outageAnswers)}, ${result.cutByCrash} cut by the crash, ` +
-      `${result.silent} silent, ${result.filledByHistory} filled by history, ${result.duplicateDeliveries} duplicate deliveries, ` +
+      `${result.silent} silent, ${result.filledByHistory} filled by history, ${result.seqsWithoutMessage} seqs without a message, ` +
+      `${result.duplicateDeliveries} duplicate deliveries, ` +
       `${result.reconnects} reconnects; back to normal ${recoveryMs} ms after the restart (bound ${boundMs} ms)\n`,
   );
   expect(result).toMatchObject({ lost: 0, doubled: 0, seqReused: 0, silent: 0, duplicateDeliveries: 0 });
