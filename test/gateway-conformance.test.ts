@@ -1102,6 +1102,23 @@ async function deployedOpenWithId(
   throw new Error("the connection's record was not found in the app's table (set CONFORMANCE_TABLE_NAME)");
 }
 
+/**
+ * The deployed app's routes of PROTOCOL.md v1.1's room actions (the emulator's own suites run on
+ * fixture handlers; the real handlers' room rules are test/rooms.test.ts's).
+ */
+function roomRoutesSuite(target: () => { wsUrl: string; token: string }): void {
+  test("each room action of v1.1 has its route: a frame missing its fields answers BAD_REQUEST for that action", async () => {
+    const client = await openClient(withQuery(target().wsUrl, { token: target().token }));
+    for (const action of ["createRoom", "invite", "removeMember", "openDirect", "markRead"]) {
+      client.sendJson({ action });
+      expect(JSON.parse(await client.next())).toMatchObject({ type: "error", code: "BAD_REQUEST", action });
+    }
+    client.sendJson({ action: "listRooms" });
+    expect(JSON.parse(await client.next())).toMatchObject({ type: "rooms", rooms: expect.any(Array) });
+    await client.close();
+  });
+}
+
 if (deployedEnv.wsUrl && deployedEnv.managementEndpoint && deployedEnv.token) {
   const { wsUrl, managementEndpoint, token } = deployedEnv;
   describe("deployed API Gateway", () => {
@@ -1114,6 +1131,7 @@ if (deployedEnv.wsUrl && deployedEnv.managementEndpoint && deployedEnv.token) {
       token,
       openWithId: () => deployedOpenWithId(wsUrl, token),
     }));
+    roomRoutesSuite(() => ({ wsUrl, token }));
   });
 } else {
   console.log(
@@ -1121,6 +1139,9 @@ if (deployedEnv.wsUrl && deployedEnv.managementEndpoint && deployedEnv.token) {
   );
   describe.skip("deployed API Gateway (needs CONFORMANCE_WS_URL, CONFORMANCE_MANAGEMENT_ENDPOINT, CONFORMANCE_TOKEN)", () => {
     realAppSuite(() => {
+      throw new Error("not configured");
+    });
+    roomRoutesSuite(() => {
       throw new Error("not configured");
     });
   });
