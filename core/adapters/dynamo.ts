@@ -34,6 +34,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  type QueryCommandInput,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { config } from "../config";
@@ -94,6 +95,22 @@ abstract class TableAdapter {
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }
 
+  /** Every item a Query answers, page after page. */
+  protected async queryAll(
+    input: Omit<QueryCommandInput, "TableName" | "ExclusiveStartKey">,
+  ): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({ ...input, TableName: this.table, ExclusiveStartKey: start }),
+      );
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
   /** The item under the key, read strongly consistent, or undefined. */
   protected async getItem(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
     const out = await this.doc.send(
@@ -132,51 +149,28 @@ export class DynamoConnectionStore extends TableAdapter implements ConnectionSto
 
   connectionsOf(userId: string, sinceMs: number): Promise<string[]> {
     return wrap("list a user's connections", async () => {
-      const ids: string[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await this.doc.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: "gsi1",
-            KeyConditionExpression: "gsi1pk = :u AND gsi1sk >= :since",
-            ExpressionAttributeValues: {
-              ":u": userConnKey(userId),
-              ":since": String(Math.max(0, sinceMs)).padStart(15, "0"),
-            },
-            ExclusiveStartKey: start,
-          }),
-        );
-        for (const item of page.Items ?? []) ids.push((item.pk as string).slice("CONN#".length));
-        start = page.LastEvaluatedKey;
-      } while (start);
-      return ids;
+      const items = await this.queryAll({
+        IndexName: "gsi1",
+        KeyConditionExpression: "gsi1pk = :u AND gsi1sk >= :since",
+        ExpressionAttributeValues: {
+          ":u": userConnKey(userId),
+          ":since": String(Math.max(0, sinceMs)).padStart(15, "0"),
+        },
+      });
+      return items.map((item) => (item.pk as string).slice("CONN#".length));
     });
   }
 
   removeConnection(connectionId: string): Promise<string[]> {
     return wrap("remove connection", async () => {
-      const rooms: string[] = [];
-      const keys: { pk: string; sk: string }[] = [{ pk: connKey(connectionId), sk: META }];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await this.doc.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: "gsi1",
-            KeyConditionExpression: "gsi1pk = :c",
-            ExpressionAttributeValues: { ":c": connKey(connectionId) },
-            ExclusiveStartKey: start,
-          }),
-        );
-        for (const item of page.Items ?? []) {
-          keys.push({ pk: item.pk as string, sk: item.sk as string });
-          rooms.push((item.pk as string).slice("ROOM#".length));
-        }
-        start = page.LastEvaluatedKey;
-      } while (start);
-      await this.deleteKeys(keys);
-      return rooms;
+      const memberships = await this.queryAll({
+        IndexName: "gsi1",
+        KeyConditionExpression: "gsi1pk = :c",
+        ExpressionAttributeValues: { ":c": connKey(connectionId) },
+      });
+      const keys = memberships.map((item) => ({ pk: item.pk as string, sk: item.sk as string }));
+      await this.deleteKeys([{ pk: connKey(connectionId), sk: META }, ...keys]);
+      return keys.map((k) => k.pk.slice("ROOM#".length));
     });
   }
 
@@ -524,21 +518,11 @@ export class DynamoRoomDirectory extends TableAdapter implements RoomDirectory {
 
   userRooms(userId: string): Promise<UserRoom[]> {
     return wrap("list a user's rooms", async () => {
-      const rooms: UserRoom[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await this.doc.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: "pk = :u AND begins_with(sk, :r)",
-            ExpressionAttributeValues: { ":u": userKey(userId), ":r": "ROOM#" },
-            ExclusiveStartKey: start,
-          }),
-        );
-        for (const item of page.Items ?? []) rooms.push(userRoomOf(item));
-        start = page.LastEvaluatedKey;
-      } while (start);
-      return rooms;
+      const items = await this.queryAll({
+        KeyConditionExpression: "pk = :u AND begins_with(sk, :r)",
+        ExpressionAttributeValues: { ":u": userKey(userId), ":r": "ROOM#" },
+      });
+      return items.map(userRoomOf);
     });
   }
 
