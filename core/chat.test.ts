@@ -313,14 +313,26 @@ describe("sendMessage", () => {
     expect(ledger.counters.size).toBe(0);
   });
 
-  test("a rate-limited first send draws no seq; a known retry is answered even then", async () => {
+  test("a rate-limited send draws no seq and reads no ledger; its retry is answered once allowed", async () => {
     const { deps, bus, ledger } = world();
     await sendMessage(deps, alice, frame("r", "one", "a"));
     bus.limited = true;
+    let reads = 0;
+    const findSend = ledger.findSend.bind(ledger);
+    ledger.findSend = (...args) => {
+      reads++;
+      return findSend(...args);
+    };
     expect(await sendMessage(deps, alice, frame("r", "two", "b"))).toEqual({
       ok: false,
       code: "RATE_LIMITED",
     });
+    expect(await sendMessage(deps, alice, frame("r", "one", "a"))).toEqual({
+      ok: false,
+      code: "RATE_LIMITED",
+    });
+    expect(reads).toBe(0);
+    bus.limited = false;
     expect(await sendMessage(deps, alice, frame("r", "one", "a"))).toMatchObject({ ok: true, seq: 1 });
     expect(ledger.counters.get("r")).toBe(1);
   });

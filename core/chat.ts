@@ -282,7 +282,7 @@ async function appendToLog(deps: Pick<ChatDeps, "bus" | "log">, message: ChatMes
 /**
  * Accepts a message:
  * 1. Redis admits it (a retry it remembers is answered at once, after appending to Kafka if Kafka
- *    never confirmed it; a first send draws from the rate limit), while the ledger (DynamoDB) is
+ *    never confirmed it; a first send draws from the rate limit); then the ledger (DynamoDB) is
  *    asked whether (sender, clientMsgId) was sent before: Redis may have lost that, the ledger not.
  * 2. The ledger issues the room's next seq and records the send, so neither a seq nor a retry
  *    depends on Redis keeping its newest writes.
@@ -300,10 +300,7 @@ export async function sendMessage(
     return notJoined(deps, caller.userId, frame.roomId);
   }
   const [bus, ledger] = await Promise.all([deps.bus(), deps.ledger()]);
-  const [admitted, known] = await Promise.all([
-    bus.admit(caller, frame.clientMsgId, deps.rateLimit),
-    ledger.findSend(caller.userId, frame.clientMsgId),
-  ]);
+  const admitted = await bus.admit(caller, frame.clientMsgId, deps.rateLimit);
   const textDigest = digestOf(frame.text);
   if (admitted.status === "duplicate") {
     const { sent, unlogged } = admitted;
@@ -312,8 +309,11 @@ export async function sendMessage(
     if (unlogged) await appendToLog(deps, unlogged);
     return { ok: true, messageId: sent.messageId, seq: sent.seq };
   }
-  if (known) return resend(deps, caller, frame, known, textDigest);
+  // A refused send costs no DynamoDB read: a flood stays in Redis. (A retry Redis forgot that is
+  // refused now is answered when it comes again.)
   if (admitted.status === "rate-limited") return { ok: false, code: "RATE_LIMITED" };
+  const known = await ledger.findSend(caller.userId, frame.clientMsgId);
+  if (known) return resend(deps, caller, frame, known, textDigest);
 
   const seq = await ledger.nextSeq(frame.roomId, () => seedRoom(deps, frame.roomId));
   const message: ChatMessage = {
