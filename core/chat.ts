@@ -94,6 +94,23 @@ function expiresAt(deps: { connectionTtlSeconds: number; now?: () => number }): 
   return Math.floor((deps.now ?? Date.now)() / 1000) + deps.connectionTtlSeconds;
 }
 
+/** Draws one token from the caller's allowance of room actions; false when it is spent. */
+export async function metered(
+  deps: Pick<ChatDeps, "bus" | "actionRateLimit">,
+  caller: Caller,
+): Promise<boolean> {
+  return (await deps.bus()).meter(caller, deps.actionRateLimit);
+}
+
+/** The user's connections that are open now, or were within API Gateway's 2-hour cap. */
+export async function openConnections(
+  deps: Pick<ChatDeps, "store" | "now">,
+  userId: string,
+): Promise<string[]> {
+  const now = (deps.now ?? Date.now)();
+  return (await deps.store()).connectionsOf(userId, now - MAX_CONNECTION_LIFETIME_MS);
+}
+
 /**
  * Records the connection, unless the user has `maxConnectionsPerUser` already (API Gateway's 2-hour
  * cap bounds how long a connection whose `$disconnect` never came can count).
@@ -102,17 +119,15 @@ export async function connect(
   deps: ConnectDeps,
   caller: Caller,
 ): Promise<{ ok: true } | { ok: false; code: "TOO_MANY_CONNECTIONS" }> {
-  const store = await deps.store();
-  const now = (deps.now ?? Date.now)();
-  const open = await store.connectionsOf(caller.userId, now - MAX_CONNECTION_LIFETIME_MS);
+  const open = await openConnections(deps, caller.userId);
   if (open.filter((id) => id !== caller.connectionId).length >= deps.limits.maxConnectionsPerUser) {
     return { ok: false, code: "TOO_MANY_CONNECTIONS" };
   }
-  await store.putConnection({
+  await (await deps.store()).putConnection({
     connectionId: caller.connectionId,
     userId: caller.userId,
     name: caller.name,
-    connectedAt: now,
+    connectedAt: (deps.now ?? Date.now)(),
     expiresAt: expiresAt(deps),
   });
   return { ok: true };
@@ -139,8 +154,7 @@ export async function joinRoom(
   caller: Caller,
   roomId: string,
 ): Promise<{ ok: true; lastSeq: number; lastReadSeq: number } | Refusal> {
-  if (!(await (await deps.bus()).meter(caller, deps.actionRateLimit)))
-    return { ok: false, code: "RATE_LIMITED" };
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
   const rooms = await deps.rooms();
   const room = await rooms.room(roomId);
   // A room of the direct prefix that does not exist yet is no one's to take as a public room.
@@ -194,7 +208,7 @@ export async function leaveRoom(
   roomId: string,
 ): Promise<{ ok: true } | Refusal> {
   const bus = await deps.bus();
-  if (!(await bus.meter(caller, deps.actionRateLimit))) return { ok: false, code: "RATE_LIMITED" };
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
   // Redis forgets first, so it never vouches for a membership DynamoDB no longer holds.
   await bus.forgetMember([roomId], caller.connectionId);
   await (await deps.store()).leaveRoom(caller.connectionId, roomId);
@@ -385,8 +399,7 @@ export async function getHistory(
   caller: Caller,
   frame: GetHistoryFrame,
 ): Promise<HistoryOutcome> {
-  if (!(await (await deps.bus()).meter(caller, deps.actionRateLimit)))
-    return { ok: false, code: "RATE_LIMITED" };
+  if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
   if (!(await isMember(deps, caller.connectionId, frame.roomId))) {
     return notJoined(deps, caller.userId, frame.roomId);
   }

@@ -10,13 +10,12 @@ import {
   DIRECT_PREFIX,
   type JoinConnectionDeps,
   joinConnection,
+  metered,
+  openConnections,
   type Refusal,
 } from "./chat";
 import { RoomFullError } from "./errors";
 import type { RoomKind } from "./ports";
-
-/** How far back a user's connections are looked for: API Gateway closes each within 2 hours. */
-const CONNECTION_WINDOW_MS = 2 * 60 * 60 * 1000;
 
 export type RoomsDeps = JoinConnectionDeps & Pick<ChatDeps, "rooms" | "limits" | "actionRateLimit">;
 /** What the owner's actions take: no seq is read, so no PostgreSQL. */
@@ -33,16 +32,6 @@ type Done<T> =
 export function directRoomId(a: string, b: string): string {
   const [x, y] = a < b ? [a, b] : [b, a];
   return `${DIRECT_PREFIX}${createHash("sha256").update(`${x}\n${y}`).digest("base64url").slice(0, 32)}`;
-}
-
-async function metered(deps: Pick<ChatDeps, "bus" | "actionRateLimit">, caller: Caller): Promise<boolean> {
-  return (await deps.bus()).meter(caller, deps.actionRateLimit);
-}
-
-/** The connections of `userId` that are open now (or were within the gateway's 2-hour cap). */
-async function openConnections(deps: Pick<ChatDeps, "store" | "now">, userId: string): Promise<string[]> {
-  const now = (deps.now ?? Date.now)();
-  return (await deps.store()).connectionsOf(userId, now - CONNECTION_WINDOW_MS);
 }
 
 /** Tells each open connection of each user, through the room's fan-out stream. */
