@@ -74,6 +74,10 @@ class FakeBus implements MessageBus {
   async notify(roomId: string, connectionIds: string[], frame: object) {
     this.notified.push({ roomId, connectionIds, frame });
   }
+  announced: { roomId: string; frame: object; options?: { except?: string; dropAfter?: number } }[] = [];
+  async announce(roomId: string, frame: object, options?: { except?: string; dropAfter?: number }) {
+    this.announced.push({ roomId, frame, ...(options ? { options } : {}) });
+  }
   async meter() {
     return !this.limited;
   }

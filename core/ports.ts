@@ -171,6 +171,12 @@ export interface MessageBus {
    * invitation, a removal). `forget` tells the fan-out to list the room's members again first.
    */
   notify(roomId: string, connectionIds: string[], frame: object, forget?: boolean): Promise<void>;
+  /**
+   * Puts a frame for every member connection of the room (but `except`) on its fan-out stream, in
+   * order with its messages (presence, typing). One the fan-out reaches after `dropAfter` (epoch ms)
+   * is dropped rather than delivered late.
+   */
+  announce(roomId: string, frame: object, options?: { except?: string; dropAfter?: number }): Promise<void>;
   /** Draws one token from the caller's bucket for a room action; false when it is empty. */
   meter(caller: { userId: string; connectionId: string }, rate: RateLimit): Promise<boolean>;
   /** A seq the ledger issued to no message (a conflicting retry): later seqs need not wait for it. */

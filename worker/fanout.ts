@@ -79,6 +79,8 @@ export interface FanoutStats {
   messages: number;
   /** Entries at or below a seq already delivered in their room (a stream that went back), not sent. */
   stale: number;
+  /** Notices (typing) that reached the worker after their `dropAfter`, dropped. */
+  late: number;
   swept: number;
   shards: number[];
 }
@@ -92,15 +94,17 @@ interface MessageEntry {
 }
 
 /**
- * A frame for some connections, in order with the room's messages (an invitation, a removal);
- * `forget`: list the room's members again before the next message.
+ * A frame for some connections, in order with the room's messages: for `connectionIds` (an
+ * invitation, a removal) or for every member connection but `except` (presence, typing). `forget`:
+ * list the room's members again before the next message; `dropAfter` (epoch ms): too late after it.
  */
 interface NoticeEntry {
   kind: "notice";
   roomId: string;
-  connectionIds: string[];
+  to: string[] | { room: true; except?: string; membershipVersion: string };
   frame: object;
   forget: boolean;
+  dropAfter?: number;
 }
 
 type Entry = MessageEntry | NoticeEntry;
@@ -160,6 +164,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     retried: 0,
     messages: 0,
     stale: 0,
+    late: 0,
     swept: 0,
     shards: [],
   };
@@ -249,8 +254,18 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
 
   async function notice(entry: NoticeEntry): Promise<void> {
     if (entry.forget) members.delete(entry.roomId);
+    if (entry.dropAfter !== undefined && Date.now() > entry.dropAfter) {
+      stats.late++;
+      return;
+    }
+    const { to } = entry;
+    const ids = Array.isArray(to)
+      ? to
+      : (await membersOf(entry.roomId, to.membershipVersion))
+          .map((m) => m.connectionId)
+          .filter((id) => id !== to.except);
     const data = JSON.stringify(entry.frame);
-    await Promise.all(entry.connectionIds.map((id) => limit(() => post(id, data))));
+    await Promise.all(ids.map((id) => limit(() => post(id, data))));
   }
 
   async function deliverWithRetry(entry: MessageEntry): Promise<void> {
@@ -277,16 +292,36 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
     try {
       if (record.c !== undefined) {
-        const c = JSON.parse(record.c) as Partial<NoticeEntry>;
-        if (typeof c.roomId !== "string" || !Array.isArray(c.connectionIds) || typeof c.frame !== "object") {
+        const c = JSON.parse(record.c) as {
+          roomId?: unknown;
+          connectionIds?: unknown;
+          room?: unknown;
+          except?: unknown;
+          frame?: unknown;
+          forget?: unknown;
+          dropAfter?: unknown;
+        };
+        if (
+          typeof c.roomId !== "string" ||
+          (!Array.isArray(c.connectionIds) && c.room !== true) ||
+          typeof c.frame !== "object" ||
+          c.frame === null
+        ) {
           throw new Error("a notice entry lacks its room, connections or frame");
         }
         return {
           kind: "notice",
           roomId: c.roomId,
-          connectionIds: c.connectionIds.filter((id): id is string => typeof id === "string"),
-          frame: c.frame as object,
+          to: Array.isArray(c.connectionIds)
+            ? c.connectionIds.filter((id): id is string => typeof id === "string")
+            : {
+                room: true,
+                membershipVersion: record.v ?? "0",
+                ...(typeof c.except === "string" ? { except: c.except } : {}),
+              },
+          frame: c.frame,
           forget: c.forget === true,
+          ...(typeof c.dropAfter === "number" ? { dropAfter: c.dropAfter } : {}),
         };
       }
       const message = chatMessage().parse(JSON.parse(record.m ?? ""));

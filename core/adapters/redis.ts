@@ -177,6 +177,12 @@ if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('ZREM', KEYS[5], ARGV[3]) 
 return 1
 `;
 
+/** A frame for the room's members, with the membership version the fan-out lists them by. KEYS: stream, mver. */
+const ANNOUNCE = `
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'c', ARGV[2], 'v', redis.call('GET', KEYS[2]) or '0')
+return 1
+`;
+
 /** Runs when Redis is out of memory too: it frees the message body the record no longer needs. */
 const MARK_LOGGED = `#!lua flags=allow-oom
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -211,6 +217,7 @@ type BusRedis = Redis & {
   chatPublish(...args: (string | number)[]): Promise<string>;
   chatRelease(...args: (string | number)[]): Promise<number>;
   chatMarkLogged(...args: (string | number)[]): Promise<number>;
+  chatAnnounce(...args: (string | number)[]): Promise<number>;
 };
 
 /** Options for a client to the configured Redis; `password` comes from Secrets Manager on AWS. */
@@ -258,6 +265,7 @@ export class RedisMessageBus implements MessageBus {
     redis.defineCommand("chatPublish", { numberOfKeys: 8, lua: PUBLISH });
     redis.defineCommand("chatRelease", { numberOfKeys: 5, lua: RELEASE });
     redis.defineCommand("chatMarkLogged", { numberOfKeys: 2, lua: MARK_LOGGED });
+    redis.defineCommand("chatAnnounce", { numberOfKeys: 2, lua: ANNOUNCE });
     this.redis = redis as BusRedis;
     this.recentSize = options.recentSize ?? config.redis().recentHistory;
     this.shards = options.shards ?? config.fanout().shards;
@@ -316,6 +324,19 @@ export class RedisMessageBus implements MessageBus {
         "*",
         "c",
         JSON.stringify({ roomId, connectionIds, frame, forget }),
+      ),
+    );
+  }
+
+  async announce(roomId: string, frame: object, options: { except?: string; dropAfter?: number } = {}) {
+    const notice = { roomId, room: true, frame, ...options };
+    await wrap(
+      "announce",
+      this.redis.chatAnnounce(
+        keys.stream(this.shardOf(roomId)),
+        keys.membershipVersion(roomId),
+        this.streamMaxLen,
+        JSON.stringify(notice),
       ),
     );
   }
