@@ -6,10 +6,12 @@
 import { createHash } from "node:crypto";
 import { ulid } from "ulid";
 import type {
+  ConnectionGateway,
   ConnectionStore,
   EventLog,
   MessageBus,
   MessageHistory,
+  PresenceRegistry,
   RateLimit,
   RoomDirectory,
   SendLedger,
@@ -49,6 +51,11 @@ export interface ChatDeps {
   log: Port<EventLog>;
   history: Port<MessageHistory>;
   rooms: Port<RoomDirectory>;
+  presence: Port<PresenceRegistry>;
+  /** Posts to a connection beyond the route's one answer (resume). */
+  gateway: Port<ConnectionGateway>;
+  /** How long a user whose last connection went away is still shown; API Gateway's idle timeout. */
+  presenceTimes: { graceSeconds: number; idleSeconds: number };
   rateLimit: RateLimit;
   /** The allowance of every room action other than a send. */
   actionRateLimit: RateLimit;
@@ -59,14 +66,15 @@ export interface ChatDeps {
 }
 
 export type ConnectDeps = Pick<ChatDeps, "store" | "limits" | "connectionTtlSeconds" | "now">;
-export type DisconnectDeps = Pick<ChatDeps, "store" | "bus">;
-/** What joining a connection to a room takes (joinRoom, createRoom, openDirect). */
+export type DisconnectDeps = Pick<ChatDeps, "store" | "bus"> &
+  Partial<Pick<ChatDeps, "presence" | "presenceTimes">>;
+/** What joining a connection to a room takes (joinRoom, createRoom, openDirect, resume). */
 export type JoinConnectionDeps = Pick<
   ChatDeps,
-  "store" | "bus" | "ledger" | "history" | "connectionTtlSeconds" | "now"
+  "store" | "bus" | "ledger" | "history" | "presence" | "presenceTimes" | "connectionTtlSeconds" | "now"
 >;
 export type JoinDeps = JoinConnectionDeps & Pick<ChatDeps, "rooms" | "limits" | "actionRateLimit">;
-export type LeaveDeps = Pick<ChatDeps, "store" | "bus" | "rooms" | "actionRateLimit">;
+export type LeaveDeps = Pick<ChatDeps, "store" | "bus" | "rooms" | "presence" | "actionRateLimit">;
 export type SendDeps = Pick<
   ChatDeps,
   "store" | "bus" | "ledger" | "log" | "history" | "rooms" | "rateLimit" | "now" | "newId"
@@ -139,6 +147,10 @@ export async function connect(
  */
 export async function disconnect(deps: DisconnectDeps, connectionId: string): Promise<string[]> {
   const rooms = await (await deps.store()).removeConnection(connectionId);
+  // Its users stay shown for the grace: a reconnect (API Gateway's 2-hour cap) does not flap.
+  if (deps.presence && deps.presenceTimes) {
+    await (await deps.presence()).leaveAll(connectionId, deps.presenceTimes.graceSeconds * 1000);
+  }
   if (rooms.length === 0) return rooms;
   const bus = await deps.bus();
   await Promise.all([bus.forgetMember(rooms, connectionId), bus.bumpMembership(rooms)]);
@@ -155,6 +167,19 @@ export async function joinRoom(
   roomId: string,
 ): Promise<{ ok: true; lastSeq: number; lastReadSeq: number } | Refusal> {
   if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
+  const entered = await enterRoom(deps, caller, roomId);
+  return entered.ok ? { ok: true, lastSeq: entered.lastSeq, lastReadSeq: entered.lastReadSeq } : entered;
+}
+
+/**
+ * joinRoom without drawing from the allowance (resume draws once for all its rooms). Also answers
+ * `joinedSeq`: the fan-out pushes the connection every message after it.
+ */
+export async function enterRoom(
+  deps: JoinDeps,
+  caller: Caller,
+  roomId: string,
+): Promise<{ ok: true; lastSeq: number; joinedSeq: number; lastReadSeq: number } | Refusal> {
   const rooms = await deps.rooms();
   const room = await rooms.room(roomId);
   // A room of the direct prefix that does not exist yet is no one's to take as a public room.
@@ -172,8 +197,8 @@ export async function joinRoom(
     }
   }
   if (standing === "full") return { ok: false, code: "ROOM_FULL" };
-  const { lastSeq } = await joinConnection(deps, caller, roomId);
-  return { ok: true, lastSeq, lastReadSeq: standing.lastReadSeq };
+  const { lastSeq, joinedSeq } = await joinConnection(deps, caller, roomId);
+  return { ok: true, lastSeq, joinedSeq, lastReadSeq: standing.lastReadSeq };
 }
 
 /**
@@ -181,21 +206,61 @@ export async function joinRoom(
  * seq read before it was written, so the fan-out never pushes the joiner a message older than the
  * join; the answer is read after it was written, so a message accepted in between is either pushed
  * to the joiner or within the `lastSeq` it was told (both, at worst: clients keep a message once
- * per seq).
+ * per seq). `joinedSeq` is the seq recorded: every later message is pushed. The user comes online in
+ * the room when this is its first connection there.
  */
 export async function joinConnection(
   deps: JoinConnectionDeps,
   caller: Caller,
   roomId: string,
-): Promise<{ lastSeq: number }> {
+): Promise<{ lastSeq: number; joinedSeq: number }> {
   const before = await roomSeq(deps, roomId);
   const store = await deps.store();
   await store.joinRoom(caller.connectionId, roomId, caller.userId, expiresAt(deps), before);
   // Recorded in DynamoDB first, then remembered in Redis, so the joiner's sends skip the DynamoDB read.
   const bus = await deps.bus();
   await Promise.all([bus.rememberMember(roomId, caller.connectionId), bus.bumpMembership([roomId])]);
-  const after = (await (await deps.ledger()).currentSeq(roomId)) ?? before;
-  return { lastSeq: Math.max(before, after) };
+  const [after] = await Promise.all([
+    (await deps.ledger()).currentSeq(roomId),
+    enterPresence(deps, caller, roomId),
+  ]);
+  return { lastSeq: Math.max(before, after ?? before), joinedSeq: before };
+}
+
+/** The presence event of a user in a room. */
+export function presenceFrame(roomId: string, user: { userId: string; name?: string }, state: "online" | "offline") {
+  return {
+    type: "presence" as const,
+    roomId,
+    userId: user.userId,
+    ...(user.name !== undefined ? { name: user.name } : {}),
+    state,
+  };
+}
+
+/** Counts the connection in the room's presence; announces the user when it just came online. */
+async function enterPresence(
+  deps: Pick<ChatDeps, "bus" | "presence" | "presenceTimes">,
+  caller: Caller,
+  roomId: string,
+): Promise<void> {
+  const presence = await deps.presence();
+  // Asked again once the connection has been idle for the gateway's idle timeout.
+  const checkAfterMs = deps.presenceTimes.idleSeconds * 1000;
+  const user = { userId: caller.userId, ...(caller.name !== undefined ? { name: caller.name } : {}) };
+  if (await presence.enter(roomId, caller.connectionId, user, checkAfterMs)) {
+    await (await deps.bus()).announce(roomId, presenceFrame(roomId, user, "online"));
+  }
+}
+
+/** The connection no longer counts in the room's presence; announces its user when it went offline. */
+export async function leavePresence(
+  deps: Pick<ChatDeps, "bus" | "presence">,
+  roomId: string,
+  connectionId: string,
+): Promise<void> {
+  const gone = await (await deps.presence()).leave(roomId, connectionId, 0);
+  if (gone) await (await deps.bus()).announce(roomId, presenceFrame(roomId, gone, "offline"));
 }
 
 /**
@@ -212,7 +277,7 @@ export async function leaveRoom(
   // Redis forgets first, so it never vouches for a membership DynamoDB no longer holds.
   await bus.forgetMember([roomId], caller.connectionId);
   await (await deps.store()).leaveRoom(caller.connectionId, roomId);
-  await bus.bumpMembership([roomId]);
+  await Promise.all([bus.bumpMembership([roomId]), leavePresence(deps, roomId, caller.connectionId)]);
   const rooms = await deps.rooms();
   const standing = await rooms.userRoom(caller.userId, roomId);
   if (standing && standing.role !== "owner") await rooms.removeUser(roomId, caller.userId);
@@ -223,7 +288,7 @@ export async function leaveRoom(
  * Why a connection that has not joined the room is refused it: FORBIDDEN when its user may not
  * enter the room at all, else NOT_A_MEMBER (join first).
  */
-async function notJoined(
+export async function notJoined(
   deps: Pick<ChatDeps, "rooms">,
   userId: string,
   roomId: string,
@@ -243,7 +308,7 @@ async function notJoined(
  * membership older than the cache) is asked of DynamoDB. Leaving and disconnecting forget the
  * connection in Redis.
  */
-async function isMember(
+export async function isMember(
   deps: Pick<ChatDeps, "store" | "bus">,
   connectionId: string,
   roomId: string,
@@ -408,20 +473,29 @@ export async function getHistory(
   const found = forward
     ? await pageForward(deps, frame.roomId, frame.afterSeq ?? 0, limit + 1)
     : await pageBackward(deps, frame.roomId, frame.beforeSeq ?? Number.POSITIVE_INFINITY, limit + 1);
-  let hasMore = found.lagging || found.messages.length > limit;
+  const hasMore = found.lagging || found.messages.length > limit;
   const page = forward
     ? found.messages.slice(0, limit)
     : found.messages.slice(Math.max(0, found.messages.length - limit));
+  const fitted = fitPage(page, forward);
+  return { ok: true, messages: fitted.frames, hasMore: hasMore || fitted.cut };
+}
+
+/**
+ * A page's frames under the gateway's message size limit, dropping from the far end of the
+ * direction asked; `cut` when some were dropped.
+ */
+export function fitPage(page: ChatMessage[], forward: boolean): { frames: MessageFrame[]; cut: boolean } {
   let frames = page.map(toMessageFrame);
-  // Keep the frame under the gateway's limit, dropping from the far end of the direction asked.
   const sizes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)) + 1);
   let bytes = sizes.reduce((a, b) => a + b, 200);
+  let cut = false;
   while (frames.length > 0 && bytes > MAX_RESPONSE_BYTES) {
-    hasMore = true;
+    cut = true;
     bytes -= (forward ? sizes.pop() : sizes.shift()) ?? 0;
     frames = forward ? frames.slice(0, -1) : frames.slice(1);
   }
-  return { ok: true, messages: frames, hasMore };
+  return { frames, cut };
 }
 
 /**
@@ -429,7 +503,7 @@ export async function getHistory(
  * begins, then from Redis. If PostgreSQL ends before Redis begins, the messages between are stored
  * nowhere this can read yet (the persister lags): the page ends there.
  */
-async function pageForward(
+export async function pageForward(
   deps: Pick<ChatDeps, "bus" | "history">,
   roomId: string,
   afterSeq: number,

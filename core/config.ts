@@ -36,6 +36,8 @@ function section<T extends z.core.$ZodShape>(
 
 const positiveInt = (fallback: number) =>
   z._default(z.coerce.number().check(z.int(), z.positive()), fallback);
+const nonNegativeInt = (fallback: number) =>
+  z._default(z.coerce.number().check(z.int(), z.minimum(0)), fallback);
 const brokers = z
   .pipe(
     z.string({ error: "set it to a comma-separated list of host:port" }),
@@ -202,6 +204,14 @@ export function loadConfig(env: Env = process.env) {
           env,
           { maxMembers: positiveInt(5000), maxConnectionsPerUser: positiveInt(10) },
           { maxMembers: "ROOM_MAX_MEMBERS", maxConnectionsPerUser: "MAX_CONNECTIONS_PER_USER" },
+        ),
+      ),
+    presence: () =>
+      once("presence", () =>
+        section(
+          env,
+          { graceSeconds: nonNegativeInt(30), idleSeconds: positiveInt(600) },
+          { graceSeconds: "PRESENCE_GRACE_SECONDS", idleSeconds: "PRESENCE_IDLE_SECONDS" },
         ),
       ),
     management: () =>

@@ -203,6 +203,49 @@ export interface MessageBus {
   ): Promise<ChatMessage[]>;
 }
 
+/** A user as presence shows it. */
+export interface PresenceUser {
+  userId: string;
+  name?: string;
+}
+
+/**
+ * Who is in each room (Redis): the connections present per room, and the users whose last
+ * connection went away less than a grace ago (still shown, so a reconnect does not flap). Lost on a
+ * Redis failover like any cache: connections re-enter as they join or resume.
+ */
+export interface PresenceRegistry {
+  /**
+   * The connection is in the room (idempotent). Answers true when its user was not shown in the room
+   * before (it came online). Its liveness is checked `checkAfterMs` from now unless it was scheduled.
+   */
+  enter(roomId: string, connectionId: string, user: PresenceUser, checkAfterMs: number): Promise<boolean>;
+  /**
+   * The connection is no longer in the room. With `graceMs` 0, answers its user when that was the
+   * user's last connection there (offline now); otherwise the user goes offline `graceMs` from now
+   * unless one of its connections enters again, and nothing is answered.
+   */
+  leave(roomId: string, connectionId: string, graceMs: number): Promise<PresenceUser | undefined>;
+  /** Every room the connection is present in, left with `graceMs`. */
+  leaveAll(connectionId: string, graceMs: number): Promise<void>;
+  /** The users shown in the room (those within their grace included). */
+  list(roomId: string): Promise<PresenceUser[]>;
+  /** Up to `max` users whose grace ended with no connection back: forgotten, and answered. */
+  expired(max: number): Promise<{ roomId: string; user: PresenceUser }[]>;
+  /** Up to `max` connections whose liveness check is due. */
+  suspects(max: number): Promise<string[]>;
+  /** Checks the connection again `afterMs` from now (it is still there). */
+  recheck(connectionId: string, afterMs: number): Promise<void>;
+  /** Whether the user's typing may be shown in the room now: once per `everyMs`. */
+  mayShowTyping(roomId: string, userId: string, everyMs: number): Promise<boolean>;
+}
+
+/** What API Gateway knows of a connection (GetConnection). */
+export interface ConnectionProbe {
+  /** When the client last sent a frame (epoch ms), or "gone" (410). */
+  lastActive(connectionId: string): Promise<number | "gone">;
+}
+
 /** Delivery to one connection through the API Gateway management API. */
 export interface ConnectionGateway {
   /** Answers "gone" when the connection no longer exists (HTTP 410). Other failures throw. */

@@ -18,6 +18,10 @@ export const ACTIONS = [
   "openDirect",
   "listRooms",
   "markRead",
+  // v1.1: coming back, presence, typing
+  "resume",
+  "getPresence",
+  "typing",
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -52,6 +56,10 @@ export type ServerFrame =
       }[];
     }
   | { type: "read"; roomId: string; seq: number }
+  | { type: "resumed"; rooms: string[]; failed: { roomId: string; code: ErrorCode }[] }
+  | { type: "presenceList"; roomId: string; users: { userId: string; name?: string }[]; count: number }
+  | { type: "presence"; roomId: string; userId: string; name?: string; state: "online" | "offline" }
+  | { type: "typing"; roomId: string; userId: string; name?: string }
   | { type: "left"; roomId: string }
   | { type: "ack"; roomId: string; clientMsgId: string; messageId: string; seq: number }
   | { type: "history"; roomId: string; messages: MessageFrame[]; hasMore: boolean }

@@ -10,6 +10,7 @@ import {
   DIRECT_PREFIX,
   type JoinConnectionDeps,
   joinConnection,
+  leavePresence,
   metered,
   openConnections,
   type Refusal,
@@ -19,7 +20,10 @@ import type { RoomKind } from "./ports";
 
 export type RoomsDeps = JoinConnectionDeps & Pick<ChatDeps, "rooms" | "limits" | "actionRateLimit">;
 /** What the owner's actions take: no seq is read, so no PostgreSQL. */
-export type OwnerDeps = Pick<ChatDeps, "store" | "bus" | "rooms" | "limits" | "actionRateLimit" | "now">;
+export type OwnerDeps = Pick<
+  ChatDeps,
+  "store" | "bus" | "rooms" | "presence" | "limits" | "actionRateLimit" | "now"
+>;
 export type ListDeps = Pick<ChatDeps, "bus" | "rooms" | "ledger" | "actionRateLimit">;
 export type ReadDeps = Pick<ChatDeps, "bus" | "rooms" | "actionRateLimit">;
 
@@ -136,6 +140,8 @@ export async function removeMember(
   }
   await bus.bumpMembership([roomId]);
   await bus.notify(roomId, connections, { type: "removed", roomId, userId }, true);
+  // After `removed`, so the removed connections receive nothing more of the room, not even this.
+  for (const connectionId of connections) await leavePresence(deps, roomId, connectionId);
   return { ok: true };
 }
 

@@ -30,6 +30,10 @@ const seqBound = z
     z.maximum(Number.MAX_SAFE_INTEGER),
   );
 
+const historyLimit = z
+  .number()
+  .check(z.int("limit must be an integer"), z.minimum(1), z.maximum(HISTORY_MAX_LIMIT));
+
 /** Counts Unicode code points, as PROTOCOL.md measures `text`. */
 export function codePointLength(text: string): number {
   let n = 0;
@@ -58,9 +62,7 @@ export const GetHistoryFrame = z
     roomId,
     afterSeq: z.optional(seqBound),
     beforeSeq: z.optional(seqBound),
-    limit: z.optional(
-      z.number().check(z.int("limit must be an integer"), z.minimum(1), z.maximum(HISTORY_MAX_LIMIT)),
-    ),
+    limit: z.optional(historyLimit),
   })
   .check(
     z.refine(
@@ -86,6 +88,17 @@ export const RemoveMemberFrame = z.object({ action: z.literal("removeMember"), r
 export const OpenDirectFrame = z.object({ action: z.literal("openDirect"), userId });
 export const ListRoomsFrame = z.object({ action: z.literal("listRooms") });
 export const MarkReadFrame = z.object({ action: z.literal("markRead"), roomId, seq: seqBound });
+/** Most rooms one `resume` takes. */
+export const MAX_RESUME_ROOMS = 50;
+export const ResumeFrame = z.object({
+  action: z.literal("resume"),
+  rooms: z
+    .array(z.object({ roomId, afterSeq: seqBound }))
+    .check(z.maxLength(MAX_RESUME_ROOMS, "rooms holds at most 50 rooms")),
+  limit: z.optional(historyLimit),
+});
+export const GetPresenceFrame = z.object({ action: z.literal("getPresence"), roomId });
+export const TypingFrame = z.object({ action: z.literal("typing"), roomId });
 
 export type JoinRoomFrame = z.infer<typeof JoinRoomFrame>;
 export type LeaveRoomFrame = z.infer<typeof LeaveRoomFrame>;

@@ -1,7 +1,12 @@
-/** `$disconnect`: remove the connection and its memberships (best effort, as on AWS; TTL and 410 back it up). */
+/**
+ * `$disconnect`: remove the connection and its memberships, and start its presence's grace (best
+ * effort, as on AWS; TTL, a 410 and the presence check back it up).
+ */
 import { disconnect } from "../core/chat";
+import { config } from "../core/config";
 import { createLogger } from "../core/logger";
 import { messageBus } from "../core/wiring/bus";
+import { presenceRegistry } from "../core/wiring/presence";
 import { connectionStore } from "../core/wiring/store";
 import type { HandlerResult, WebSocketEvent } from "./event";
 
@@ -10,7 +15,15 @@ const log = createLogger("disconnect");
 export async function handler(event: WebSocketEvent): Promise<HandlerResult> {
   const { connectionId, disconnectStatusCode } = event.requestContext;
   try {
-    await disconnect({ store: connectionStore, bus: messageBus }, connectionId);
+    await disconnect(
+      {
+        store: connectionStore,
+        bus: messageBus,
+        presence: presenceRegistry,
+        presenceTimes: config.presence(),
+      },
+      connectionId,
+    );
   } catch (error) {
     log.warn(
       { connectionId, disconnectStatusCode, err: error },

@@ -7,6 +7,7 @@ import { config } from "../core/config";
 import type { RoomsDeps } from "../core/rooms";
 import { messageBus } from "../core/wiring/bus";
 import { sendLedger } from "../core/wiring/ledger";
+import { presenceRegistry } from "../core/wiring/presence";
 import { roomDirectory } from "../core/wiring/rooms";
 import { connectionStore } from "../core/wiring/store";
 
@@ -17,6 +18,8 @@ export function roomDeps(): Omit<RoomsDeps, "history"> {
     bus: messageBus,
     ledger: sendLedger,
     rooms: roomDirectory,
+    presence: presenceRegistry,
+    presenceTimes: config.presence(),
     limits: config.rooms(),
     actionRateLimit: config.actionRateLimit(),
     connectionTtlSeconds: config.table().connectionTtlSeconds,

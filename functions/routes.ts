@@ -33,6 +33,9 @@ export const ROUTES: readonly RouteDefinition[] = [
   { routeKey: "openDirect", file: "open-direct", routeResponse: true },
   { routeKey: "listRooms", file: "list-rooms", routeResponse: true },
   { routeKey: "markRead", file: "mark-read", routeResponse: true },
+  { routeKey: "resume", file: "resume", routeResponse: true },
+  { routeKey: "getPresence", file: "get-presence", routeResponse: true },
+  { routeKey: "typing", file: "typing", routeResponse: true },
   { routeKey: "$default", file: "default", routeResponse: true },
 ];
 

@@ -127,6 +127,7 @@ export class ChatStack extends Stack {
             this.api.api.apiId,
             `.execute-api.${LOCALSTACK_SERVICES.edge}/${stageName}`,
           ]);
+    this.api.connectHandlers(managementEndpoint);
     this.workers = new WorkerServices(this, "Workers", {
       vpc,
       table,

@@ -25,19 +25,22 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { Redis } from "ioredis";
 import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dynamo";
+import { ManagementConnectionProbe } from "../core/adapters/connection-probe";
 import { createKafka, KafkaEventLog } from "../core/adapters/kafka";
 import { createManagementClient, ManagementApiGateway } from "../core/adapters/management";
+import { RedisPresence } from "../core/adapters/presence";
 import { keys, RedisMessageBus, redisOptions } from "../core/adapters/redis";
 import { disconnect } from "../core/chat";
 import { config } from "../core/config";
 import { createLogger, type Logger } from "../core/logger";
-import type { ConnectionGateway, ConnectionStore, EventLog, Member } from "../core/ports";
+import type { ConnectionGateway, ConnectionStore, EventLog, Member, PresenceRegistry } from "../core/ports";
 import { type ChatMessage, ChatMessage as ChatMessageSchema, toMessageFrame } from "../core/schemas";
 import { redisPassword } from "../core/secrets";
 import { compiledOnFirstUse } from "../core/zod";
 import { ShardLeases } from "./fanout-leases";
 import { serveHealth } from "./health";
 import { onShutdown } from "./lifecycle";
+import { startPresenceReaper } from "./presence-reaper";
 
 /** The stream entry's message schema, compiled: every entry the worker reads is parsed with it. */
 const chatMessage = compiledOnFirstUse(ChatMessageSchema);
@@ -68,6 +71,8 @@ export interface FanoutDeps {
   bus: RedisMessageBus;
   /** Where the sweeper appends; without it there is no sweeper. */
   log?: EventLog;
+  /** Presence, which a connection found gone leaves (after its grace) as on `$disconnect`. */
+  presence?: { registry: PresenceRegistry; times: { graceSeconds: number; idleSeconds: number } };
   logger: Logger;
 }
 
@@ -188,7 +193,15 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     for (const entry of members.values())
       entry.ids = entry.ids.filter((m) => m.connectionId !== connectionId);
     try {
-      const rooms = await disconnect({ store: async () => store, bus: async () => bus }, connectionId);
+      const { presence } = deps;
+      const rooms = await disconnect(
+        {
+          store: async () => store,
+          bus: async () => bus,
+          ...(presence ? { presence: async () => presence.registry, presenceTimes: presence.times } : {}),
+        },
+        connectionId,
+      );
       logger.info({ connectionId, rooms: rooms.length }, "removed a stale connection");
     } catch (err) {
       logger.warn({ connectionId, err }, "could not remove a stale connection; its TTL will");
@@ -503,14 +516,19 @@ async function main(): Promise<void> {
   const fanout = config.fanout();
   const redis = new Redis(config.redis().url, redisOptions(await redisPassword()));
   const kafkaLog = new KafkaEventLog(createKafka());
+  const store = new DynamoConnectionStore(createDynamoClient());
+  const bus = new RedisMessageBus(redis);
+  const presence = { registry: new RedisPresence(redis), times: config.presence() };
+  const workerId = fanout.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const worker = createFanoutWorker(
     {
       redis,
       newReader: () => redis.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null }),
-      store: new DynamoConnectionStore(createDynamoClient()),
+      store,
       gateway: new ManagementApiGateway(createManagementClient()),
-      bus: new RedisMessageBus(redis),
+      bus,
       log: kafkaLog,
+      presence,
       logger,
     },
     {
@@ -518,7 +536,7 @@ async function main(): Promise<void> {
       concurrency: fanout.concurrency,
       leaseMs: fanout.leaseMs,
       sweepAfterMs: fanout.sweepAfterMs,
-      workerId: fanout.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+      workerId,
     },
   );
   let running = true;
@@ -528,13 +546,25 @@ async function main(): Promise<void> {
       ? await serveHealth(port, () => ({ ok: running, status: running ? "delivering" : "stopping" }))
       : undefined;
   await worker.start();
+  let probe: ManagementConnectionProbe | undefined;
+  const reaper = startPresenceReaper({
+    redis,
+    logger,
+    workerId,
+    store: async () => store,
+    bus: async () => bus,
+    presence: async () => presence.registry,
+    presenceTimes: presence.times,
+    probe: async () =>
+      (probe ??= new ManagementConnectionProbe(createManagementClient(config.management().endpoint, 4))),
+  });
   const report = setInterval(() => logger.info(worker.stats(), "fan-out stats"), 30_000);
   const shutdown = async (signal: string) => {
     if (!running) return;
     running = false;
     logger.info({ signal }, "stopping");
     clearInterval(report);
-    await worker.stop();
+    await Promise.all([worker.stop(), reaper.stop()]);
     await kafkaLog.disconnect();
     redis.disconnect();
     health?.close();

@@ -4,16 +4,17 @@
  * stage with access logs and throttling. What each function may touch is declared once, below, by
  * handler file; a route without a declaration fails the synth.
  */
-import { RemovalPolicy } from "aws-cdk-lib";
+import { RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import { WebSocketLambdaAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
 import { WebSocketLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { AUTHORIZER, ROUTE_SELECTION_EXPRESSION, ROUTES } from "../../functions/routes";
 import { InfraConfigError } from "../errors";
-import { accept } from "../nag";
+import { accept, ref } from "../nag";
 import type { ChatTable } from "./chat-table";
 import type { DatabaseEndpoint, KafkaEndpoint, RedisEndpoint } from "./endpoints";
 import { InfraFunction } from "./infra-function";
@@ -28,7 +29,7 @@ export const DEFAULT_LIMITS = {
 };
 
 /** What a handler needs. */
-export type FunctionNeed = "jwt" | "table" | "redis" | "kafka" | "database";
+export type FunctionNeed = "jwt" | "table" | "redis" | "kafka" | "database" | "connections";
 
 /** What each handler file touches: the single place function permissions are decided. */
 export const FUNCTION_NEEDS: Readonly<Record<string, readonly FunctionNeed[]>> = {
@@ -46,6 +47,10 @@ export const FUNCTION_NEEDS: Readonly<Record<string, readonly FunctionNeed[]>> =
   "open-direct": ["table", "redis", "database"],
   "list-rooms": ["table", "redis"],
   "mark-read": ["table", "redis"],
+  // Posts each room's frames to the caller before the route answers `resumed`.
+  resume: ["table", "redis", "database", "connections"],
+  "get-presence": ["table", "redis"],
+  typing: ["table", "redis"],
   ping: [],
   default: [],
 };
@@ -168,6 +173,30 @@ export class ChatApi extends Construct {
         destination: new apigwv2.LogGroupLogDestination(accessLogs),
       },
     });
+  }
+
+  /** Lets the handlers that post beyond their route response (`connections`) reach this stage's connections. */
+  connectHandlers(managementEndpoint: string): void {
+    const stageArn = Stack.of(this).formatArn({
+      service: "execute-api",
+      resource: this.api.apiId,
+      resourceName: this.stage.stageName,
+    });
+    for (const [file, fn] of this.functions) {
+      if (!FUNCTION_NEEDS[file]?.includes("connections")) continue;
+      fn.fn.addEnvironment("MANAGEMENT_ENDPOINT", managementEndpoint);
+      fn.consumer.grantPrincipal.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ["execute-api:ManageConnections"],
+          resources: [`${stageArn}/POST/@connections/*`],
+        }),
+      );
+      accept(
+        fn.fn,
+        `IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${ref(this.api)}/${this.stage.stageName}/POST/@connections/*]`,
+        `functions/${file}.ts posts to the connection that called it, whose id is known only at run time; the grant is limited to this API, this stage and POST on @connections`,
+      );
+    }
   }
 }
 
