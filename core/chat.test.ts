@@ -3,13 +3,16 @@
  * depend on a real Redis, DynamoDB, Kafka or PostgreSQL (those are the integration tests' job).
  */
 import { createHash } from "node:crypto";
-import { type ChatDeps, getHistory, joinRoom, sendMessage } from "./chat";
+import { type ChatDeps, getHistory, joinRoom, leaveRoom, sendMessage } from "./chat";
 import type {
   AdmitOutcome,
+  ConnectionGateway,
   ConnectionStore,
   EventLog,
   MessageBus,
   MessageHistory,
+  PresenceRegistry,
+  PresenceUser,
   RoomDirectory,
   RoomInfo,
   RoomKind,
@@ -18,6 +21,8 @@ import type {
   SendRecord,
   UserRoom,
 } from "./ports";
+import { getPresence, TYPING_STALE_MS, typing } from "./presence";
+import { resume } from "./resume";
 import type { ChatMessage } from "./schemas";
 
 /** A ledger in memory: one counter per room, one record per (sender, clientMsgId). */
@@ -186,6 +191,90 @@ class FakeRooms implements RoomDirectory {
   }
 }
 
+/** Presence in memory, with the same counting as the Redis registry; time passes when a test says. */
+class FakePresence implements PresenceRegistry {
+  connections = new Map<string, PresenceUser>();
+  counts = new Map<string, number>();
+  names = new Map<string, string | undefined>();
+  due = new Map<string, number>();
+  typingUntil = new Map<string, number>();
+  clock = 0;
+  async enter(roomId: string, connectionId: string, user: PresenceUser) {
+    const key = `${roomId}/${connectionId}`;
+    this.names.set(`${roomId}/${user.userId}`, user.name);
+    if (this.connections.has(key)) return false;
+    this.connections.set(key, user);
+    const userKey = `${roomId}/${user.userId}`;
+    const count = (this.counts.get(userKey) ?? 0) + 1;
+    this.counts.set(userKey, count);
+    const within = this.due.delete(userKey);
+    return count === 1 && !within;
+  }
+  async leave(roomId: string, connectionId: string, graceMs: number) {
+    const user = this.connections.get(`${roomId}/${connectionId}`);
+    if (!user) return undefined;
+    this.connections.delete(`${roomId}/${connectionId}`);
+    const userKey = `${roomId}/${user.userId}`;
+    const count = (this.counts.get(userKey) ?? 1) - 1;
+    this.counts.set(userKey, count);
+    if (count > 0) return undefined;
+    if (graceMs > 0) {
+      this.due.set(userKey, this.clock + graceMs);
+      return undefined;
+    }
+    this.counts.delete(userKey);
+    return user;
+  }
+  async leaveAll(connectionId: string, graceMs: number) {
+    for (const key of [...this.connections.keys()]) {
+      const [roomId, id] = key.split("/") as [string, string];
+      if (id === connectionId) await this.leave(roomId, id, graceMs);
+    }
+  }
+  async list(roomId: string) {
+    return [...this.counts.keys()]
+      .filter((k) => k.startsWith(`${roomId}/`))
+      .map((k) => k.slice(roomId.length + 1))
+      .sort()
+      .map((userId) => {
+        const name = this.names.get(`${roomId}/${userId}`);
+        return name === undefined ? { userId } : { userId, name };
+      });
+  }
+  async expired() {
+    const out: { roomId: string; user: PresenceUser }[] = [];
+    for (const [key, at] of this.due) {
+      if (at > this.clock) continue;
+      this.due.delete(key);
+      if ((this.counts.get(key) ?? 0) > 0) continue;
+      this.counts.delete(key);
+      const [roomId, userId] = key.split("/") as [string, string];
+      out.push({ roomId, user: { userId } });
+    }
+    return out;
+  }
+  async suspects() {
+    return [];
+  }
+  async recheck() {}
+  async mayShowTyping(roomId: string, userId: string, everyMs: number) {
+    const key = `${roomId}/${userId}`;
+    if ((this.typingUntil.get(key) ?? -1) > this.clock) return false;
+    this.typingUntil.set(key, this.clock + everyMs);
+    return true;
+  }
+}
+
+/** The management API in memory: what was posted to each connection, in order. */
+class FakeGateway implements ConnectionGateway {
+  posted: { connectionId: string; frame: { type: string; [k: string]: unknown } }[] = [];
+  async post(connectionId: string, data: string) {
+    this.posted.push({ connectionId, frame: JSON.parse(data) });
+    return "ok" as const;
+  }
+  async close() {}
+}
+
 /** Memberships in memory; every connection is a member of room "r" from the start. */
 function memoryStore(): ConnectionStore {
   const joined = new Set<string>();
@@ -213,6 +302,8 @@ function world() {
   let ids = 0;
   const rooms = new FakeRooms();
   const store = memoryStore();
+  const presence = new FakePresence();
+  const gateway = new FakeGateway();
   const deps: ChatDeps = {
     store: async () => store,
     bus: async () => bus,
@@ -220,6 +311,9 @@ function world() {
     log: async () => log,
     history: async () => history,
     rooms: async () => rooms,
+    presence: async () => presence,
+    gateway: async () => gateway,
+    presenceTimes: { graceSeconds: 30, idleSeconds: 600 },
     rateLimit: { scope: "connection", perSecond: 20, burst: 40 },
     actionRateLimit: { scope: "user", perSecond: 10, burst: 30 },
     limits: { maxMembers: 3, maxConnectionsPerUser: 10 },
@@ -227,7 +321,7 @@ function world() {
     newId: () => `m${++ids}`,
     now: () => Date.UTC(2026, 11, 2),
   };
-  return { ledger, bus, log, history, rooms, store, deps };
+  return { ledger, bus, log, history, rooms, store, presence, gateway, deps };
 }
 
 const alice = { connectionId: "c1", userId: "alice", name: "Alice" };
@@ -459,6 +553,111 @@ describe("getHistory", () => {
     const out = await getHistory(deps, alice, { action: "getHistory", roomId: "r", limit: 10 });
     expect(out).toMatchObject({ ok: true, hasMore: false });
     if (out.ok) expect(out.messages.map((m) => m.seq)).toEqual([1, 2, 4, 5]);
+  });
+});
+
+const stored = (seq: number): ChatMessage => ({
+  messageId: `m${seq}`,
+  roomId: "r",
+  seq,
+  senderId: "bob",
+  text: `text ${seq}`,
+  sentAt: "2026-12-02T00:00:00.000Z",
+  clientMsgId: `b${seq}`,
+});
+
+describe("resume", () => {
+  test("each room answers joined, then the messages after the client's seq up to where the fan-out takes over", async () => {
+    const { deps, history, ledger, gateway, rooms } = world();
+    history.stored = range(1, 8).map(stored);
+    ledger.counters.set("r", 8);
+    await rooms.createRoom({ roomId: "p", kind: "private", owner: "owner" }, [
+      { userId: "owner", role: "owner" },
+    ]);
+    // A message accepted while the membership is written is the fan-out's, not history's.
+    ledger.onRead = () => {
+      ledger.onRead = undefined;
+      ledger.counters.set("r", 9);
+    };
+    const out = await resume(deps, alice, {
+      rooms: [
+        { roomId: "r", afterSeq: 5 },
+        { roomId: "p", afterSeq: 0 },
+        { roomId: "r", afterSeq: 0 },
+      ],
+    });
+    expect(out).toEqual({
+      ok: true,
+      rooms: ["r"],
+      failed: [{ roomId: "p", code: "FORBIDDEN" }],
+      gone: false,
+    });
+    const frames = gateway.posted.map((p) => p.frame);
+    expect(frames.map((f) => f.type)).toEqual(["joined", "history"]);
+    expect(frames[0]).toMatchObject({ roomId: "r", lastSeq: 9 });
+    expect(frames[1]).toMatchObject({ roomId: "r", hasMore: false });
+    const messages = (frames[1]?.messages ?? []) as { seq: number }[];
+    expect(messages.map((m) => m.seq)).toEqual([6, 7, 8]);
+  });
+
+  test("a long absence answers the oldest page with hasMore; the whole action draws one token", async () => {
+    const { deps, history, ledger, gateway, bus } = world();
+    history.stored = range(1, 30).map(stored);
+    ledger.counters.set("r", 30);
+    const out = await resume(deps, alice, { rooms: [{ roomId: "r", afterSeq: 0 }], limit: 10 });
+    expect(out).toMatchObject({ ok: true, rooms: ["r"] });
+    const page = gateway.posted[1]?.frame as unknown as { messages: { seq: number }[]; hasMore: boolean };
+    expect(page.messages.map((m) => m.seq)).toEqual(range(1, 10));
+    expect(page.hasMore).toBe(true);
+    bus.limited = true;
+    expect(await resume(deps, alice, { rooms: [{ roomId: "r", afterSeq: 0 }] })).toEqual({
+      ok: false,
+      code: "RATE_LIMITED",
+    });
+  });
+});
+
+describe("presence", () => {
+  const online = (roomId: string, userId: string, state: string) =>
+    expect.objectContaining({ roomId, frame: expect.objectContaining({ type: "presence", userId, state }) });
+
+  test("a user is online with its first connection in a room and offline when its last one leaves", async () => {
+    const { deps, bus } = world();
+    const phone = { ...alice, connectionId: "c2" };
+    await joinRoom(deps, alice, "s");
+    await joinRoom(deps, phone, "s");
+    expect(bus.announced).toEqual([online("s", "alice", "online")]);
+    expect(await getPresence(deps, alice, "s")).toEqual({
+      ok: true,
+      users: [{ userId: "alice", name: "Alice" }],
+    });
+    await leaveRoom(deps, alice, "s");
+    expect(bus.announced).toHaveLength(1);
+    await leaveRoom(deps, phone, "s");
+    expect(bus.announced).toEqual([online("s", "alice", "online"), online("s", "alice", "offline")]);
+    const bob = { connectionId: "c3", userId: "bob" };
+    await joinRoom(deps, bob, "s");
+    expect(await getPresence(deps, bob, "s")).toEqual({ ok: true, users: [{ userId: "bob" }] });
+  });
+
+  test("typing is shown to the others once per window and carries when it becomes too late", async () => {
+    const { deps, bus, presence } = world();
+    await joinRoom(deps, alice, "s");
+    bus.announced = [];
+    expect(await typing(deps, alice, "s")).toEqual({ ok: true, shown: true });
+    expect(await typing(deps, alice, "s")).toEqual({ ok: true, shown: false });
+    presence.clock += 2001;
+    expect(await typing(deps, alice, "s")).toEqual({ ok: true, shown: true });
+    expect(bus.announced).toHaveLength(2);
+    expect(bus.announced[0]).toMatchObject({
+      roomId: "s",
+      frame: { type: "typing", roomId: "s", userId: "alice", name: "Alice" },
+      options: { except: "c1", dropAfter: Date.UTC(2026, 11, 2) + TYPING_STALE_MS },
+    });
+    expect(await typing(deps, { connectionId: "c7", userId: "eve" }, "s")).toEqual({
+      ok: false,
+      code: "NOT_A_MEMBER",
+    });
   });
 });
 

@@ -228,7 +228,11 @@ export async function joinConnection(
 }
 
 /** The presence event of a user in a room. */
-export function presenceFrame(roomId: string, user: { userId: string; name?: string }, state: "online" | "offline") {
+export function presenceFrame(
+  roomId: string,
+  user: { userId: string; name?: string },
+  state: "online" | "offline",
+) {
   return {
     type: "presence" as const,
     roomId,

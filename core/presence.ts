@@ -43,7 +43,8 @@ export async function typing(
   if (!(await isMember(deps, caller.connectionId, roomId))) return notJoined(deps, caller.userId, roomId);
   if (!(await metered(deps, caller))) return { ok: true, shown: false };
   const presence = await deps.presence();
-  if (!(await presence.mayShowTyping(roomId, caller.userId, TYPING_EVERY_MS))) return { ok: true, shown: false };
+  if (!(await presence.mayShowTyping(roomId, caller.userId, TYPING_EVERY_MS)))
+    return { ok: true, shown: false };
   const frame = {
     type: "typing",
     roomId,

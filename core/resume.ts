@@ -5,15 +5,7 @@
  * the two together leave no gap and hold no message twice. The fan-out may push a room's newer
  * messages before its `history` frame arrives: clients place messages by seq.
  */
-import {
-  type Caller,
-  type ChatDeps,
-  enterRoom,
-  fitPage,
-  type JoinDeps,
-  metered,
-  pageForward,
-} from "./chat";
+import { type Caller, type ChatDeps, enterRoom, fitPage, type JoinDeps, metered, pageForward } from "./chat";
 import { HISTORY_DEFAULT_LIMIT, type ServerFrame } from "./schemas";
 
 /** Rooms resumed at once: each costs a few DynamoDB and Redis calls. */
@@ -38,8 +30,7 @@ export async function resume(
   request: ResumeRequest,
   onError: (roomId: string, error: unknown) => void = () => undefined,
 ): Promise<
-  | { ok: true; rooms: string[]; failed: ResumeFailure[]; gone: boolean }
-  | { ok: false; code: "RATE_LIMITED" }
+  { ok: true; rooms: string[]; failed: ResumeFailure[]; gone: boolean } | { ok: false; code: "RATE_LIMITED" }
 > {
   if (!(await metered(deps, caller))) return { ok: false, code: "RATE_LIMITED" };
   const limit = request.limit ?? HISTORY_DEFAULT_LIMIT;

@@ -13,9 +13,13 @@ const log = createLogger("resume");
 
 export const handler = route("resume", async (body, caller) => {
   const frame = ResumeFrame.safeParse(body);
-  if (!frame.success) return errorReply("BAD_REQUEST", describeIssue(frame.error, body), { action: "resume" });
-  const outcome = await resume({ ...joinDeps(), gateway: connectionGateway }, caller, frame.data, (roomId, err) =>
-    log.error({ connectionId: caller.connectionId, roomId, err }, "resuming a room failed"),
+  if (!frame.success)
+    return errorReply("BAD_REQUEST", describeIssue(frame.error, body), { action: "resume" });
+  const outcome = await resume(
+    { ...joinDeps(), gateway: connectionGateway },
+    caller,
+    frame.data,
+    (roomId, err) => log.error({ connectionId: caller.connectionId, roomId, err }, "resuming a room failed"),
   );
   if (!outcome.ok) return refuse(outcome.code, "resume");
   return reply({ type: "resumed", rooms: outcome.rooms, failed: outcome.failed });

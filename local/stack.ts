@@ -124,6 +124,9 @@ async function start(opts: StackOptions): Promise<RunningStack> {
   const workers: WorkerProcess[] = [];
   const supervisors: Supervisor[] = [];
   let stopping = false;
+  // API Gateway's idle timeout and 2-hour cap, shorter where a test or a person asks.
+  const idleTimeoutMs = opts.idleTimeoutMs ?? positiveMs(settingsEnv.GATEWAY_IDLE_TIMEOUT_MS);
+  const maxLifetimeMs = opts.maxLifetimeMs ?? positiveMs(settingsEnv.GATEWAY_MAX_LIFETIME_MS);
   try {
     const env: Record<string, string> = {
       AWS_REGION: baseEnv.AWS_REGION ?? "us-east-1",
@@ -131,6 +134,10 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       TABLE_NAME: baseEnv.TABLE_NAME ?? "chat",
       LOG_LEVEL: baseEnv.LOG_LEVEL ?? "warn",
       ...services.env,
+      // Presence asks about a connection once it has been idle as long as the gateway allows.
+      ...(idleTimeoutMs !== undefined
+        ? { PRESENCE_IDLE_SECONDS: String(Math.max(1, Math.ceil(idleTimeoutMs / 1000))) }
+        : {}),
       ...opts.settings,
       JWT_SECRET: localJwtSecret(baseEnv),
     };
@@ -174,8 +181,8 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       routes,
       routeResponses: new Set(ROUTES.filter((r) => r.routeResponse).map((r) => r.routeKey)),
       authorizer,
-      idleTimeoutMs: opts.idleTimeoutMs,
-      maxLifetimeMs: opts.maxLifetimeMs,
+      idleTimeoutMs,
+      maxLifetimeMs,
       limits,
       meter,
       logger,
@@ -326,4 +333,16 @@ export async function stopWorkers(workers: WorkerProcess[], graceMs = 10_000): P
         clearTimeout(timer);
       }),
   );
+}
+
+/** A positive number of milliseconds from a setting, or undefined when it is unset. */
+function positiveMs(value: string | undefined): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms <= 0) {
+    throw new Error(
+      `a gateway time setting must be a positive whole number of milliseconds; got ${JSON.stringify(value)}`,
+    );
+  }
+  return ms;
 }

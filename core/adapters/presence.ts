@@ -247,7 +247,10 @@ export class RedisPresence implements PresenceRegistry {
   }
 
   async mayShowTyping(roomId: string, userId: string, everyMs: number) {
-    const set = await wrap("typing", this.redis.set(presenceKeys.typing(roomId, userId), "1", "PX", everyMs, "NX"));
+    const set = await wrap(
+      "typing",
+      this.redis.set(presenceKeys.typing(roomId, userId), "1", "PX", everyMs, "NX"),
+    );
     return set === "OK";
   }
 }

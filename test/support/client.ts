@@ -115,6 +115,11 @@ export class TestClient {
     return this.messages(roomId);
   }
 
+  /** Drops the TCP connection without a close frame, as a lost network does. */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
   async close(): Promise<void> {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close();
     await this.closed;
