@@ -218,27 +218,33 @@ describe("Lambda functions", () => {
     expect(ssl).not.toHaveProperty("rejectUnauthorized");
   });
 
-  test("only the fan-out worker may manage connections, on this API's stage only", () => {
+  test("only the fan-out worker and the resume handler may manage connections, on this API's stage only", () => {
     const apiId = idsOfType(s.resources, "AWS::ApiGatewayV2::Api")[0] as string;
-    const holders: string[] = [];
+    const methods = new Map<string, string[]>();
     for (const [id, r] of Object.entries(s.resources)) {
       if (r.Type !== "AWS::IAM::Policy") continue;
       for (const st of (
         props(r).PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }
       ).Statement) {
         if (!actionsOf(st).some((a) => a.startsWith("execute-api:"))) continue;
-        holders.push(id);
         expect(actionsOf(st)).toEqual(["execute-api:ManageConnections"]);
         const arns = (Array.isArray(st.Resource) ? st.Resource : [st.Resource]).map((a) => JSON.stringify(a));
-        expect(arns).toHaveLength(2);
         for (const arn of arns) {
           expect(arn).toContain(`{"Ref":"${apiId}"}`);
-          expect(arn).toMatch(/\/prod\/(POST|DELETE)\/@connections\/\*"/);
+          const method = /\/prod\/([A-Z]+)\/@connections\/\*"/.exec(arn)?.[1];
+          expect(method).toBeDefined();
+          methods.set(id, [...(methods.get(id) ?? []), method as string].sort());
         }
       }
     }
-    expect(holders).toHaveLength(1);
-    expect(holders[0]).toMatch(/^WorkersFanoutTask/);
+    const holders = [...methods.keys()].sort();
+    expect(holders).toHaveLength(2);
+    // resume posts each room's frames to its caller; nothing else.
+    const resume = holders.find((id) => id.startsWith("ChatResume")) as string;
+    expect(methods.get(resume)).toEqual(["POST"]);
+    // The fan-out posts, and its presence upkeep asks whether an idle connection still lives (GET).
+    const fanout = holders.find((id) => id.startsWith("WorkersFanoutTask")) as string;
+    expect(methods.get(fanout)).toEqual(expect.arrayContaining(["GET", "POST"]));
   });
 });
 

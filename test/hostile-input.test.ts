@@ -40,6 +40,9 @@ const ACTIONS = [
   "openDirect",
   "listRooms",
   "markRead",
+  "getPresence",
+  // `resume` (several frames) and `typing` (none) do not answer one frame per frame, which this
+  // harness pairs; test/resume.test.ts and test/presence.test.ts check their bad input.
 ];
 const ROOM = /^[A-Za-z0-9_.:-]{1,64}$/;
 const USER = /^[A-Za-z0-9_.@-]{1,64}$/;
@@ -153,6 +156,9 @@ function oracle(raw: string, state: RoomState): Expected {
       return { type: "left" };
     case "listRooms":
       return { type: "rooms" };
+    case "getPresence":
+      if (!roomOk) return bad();
+      return joined.has(f.roomId as string) ? { type: "presenceList" } : bad("NOT_A_MEMBER");
     case "markRead":
       if (!roomOk || !isSeqBound(f.seq)) return bad();
       // A user's read position is kept for the rooms it is in: joined, or its own.
@@ -486,7 +492,8 @@ async function drive(client: TestClient, frames: string[], state: RoomState) {
     } catch {
       f = { unparsed: data.toString() };
     }
-    if (f.type === "message") return;
+    // Events of the rooms it joined, not answers to its frames.
+    if (f.type === "message" || f.type === "presence") return;
     answers.push(f);
     waiting?.();
   });

@@ -107,7 +107,7 @@ export class WorkerServices extends Construct {
       resource: props.api.apiId,
       resourceName: props.stageName,
     });
-    const methods = ["POST", "DELETE"];
+    const methods = ["POST", "GET", "DELETE"];
     this.fanout.consumer.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["execute-api:ManageConnections"],
@@ -118,7 +118,7 @@ export class WorkerServices extends Construct {
       accept(
         this.fanout.service.taskDefinition,
         `IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${ref(props.api)}/${props.stageName}/${m}/@connections/*]`,
-        `Connection ids are known only at run time; the grant is limited to this API, this stage and ${m} on @connections (the worker POSTs to connections and DELETEs stale ones)`,
+        `Connection ids are known only at run time; the grant is limited to this API, this stage and ${m} on @connections (the worker POSTs to connections, GETs one idle past the idle timeout to learn whether it lives, and DELETEs stale ones)`,
       );
     }
     this.fanout.consumer.addEnvironment("MANAGEMENT_ENDPOINT", props.managementEndpoint);
