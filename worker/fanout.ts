@@ -24,8 +24,8 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { Redis } from "ioredis";
-import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dynamo";
 import { ManagementConnectionProbe } from "../core/adapters/connection-probe";
+import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dynamo";
 import { createKafka, KafkaEventLog } from "../core/adapters/kafka";
 import { createManagementClient, ManagementApiGateway } from "../core/adapters/management";
 import { RedisPresence } from "../core/adapters/presence";
