@@ -280,7 +280,6 @@ function memoryStore(): ConnectionStore {
   const joined = new Set<string>();
   return {
     putConnection: async () => undefined,
-    getConnection: async () => undefined,
     connectionsOf: async () => [],
     removeConnection: async () => [],
     joinRoom: async (connectionId, roomId) => {

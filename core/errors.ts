@@ -42,22 +42,10 @@ export class PoisonRecordError extends ChatError {
   readonly retriable = false;
 }
 
-/** The same clientMsgId was sent before with a different room or text. */
-export class ConflictingRetryError extends ChatError {
-  override name = "ConflictingRetryError";
-  readonly retriable = false;
-}
-
 /** A room has as many member users as it may. */
 export class RoomFullError extends ChatError {
   override name = "RoomFullError";
   readonly retriable = false;
-}
-
-/** The caller lost a lease it was working under; whatever it was doing must stop. */
-export class LeaseLostError extends ChatError {
-  override name = "LeaseLostError";
-  readonly retriable = true;
 }
 
 /** Whether an error is worth retrying: ours say so; anything unknown is treated as transient. */

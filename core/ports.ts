@@ -25,7 +25,6 @@ export interface Member {
 /** Connection and membership records (DynamoDB). */
 export interface ConnectionStore {
   putConnection(record: ConnectionRecord): Promise<void>;
-  getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   /** The user's connections recorded since `sinceMs` (epoch ms), by connectionId. */
   connectionsOf(userId: string, sinceMs: number): Promise<string[]>;
   /** Removes the connection and every membership it holds; answers the rooms it was in. */

@@ -43,7 +43,6 @@ export function codePointLength(text: string): number {
 
 export const JoinRoomFrame = z.object({ action: z.literal("joinRoom"), roomId });
 export const LeaveRoomFrame = z.object({ action: z.literal("leaveRoom"), roomId });
-export const PingFrame = z.object({ action: z.literal("ping") });
 /** `text` length is checked apart from the schema: over 4,000 code points is TOO_LARGE, not BAD_REQUEST. */
 export const SendMessageFrame = z.object({
   action: z.literal("sendMessage"),

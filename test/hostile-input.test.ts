@@ -94,7 +94,8 @@ type Expected =
         | "removed"
         | "direct"
         | "rooms"
-        | "read";
+        | "read"
+        | "presenceList";
     }
   | { type: "error"; code: string; action?: string; clientMsgId?: string };
 

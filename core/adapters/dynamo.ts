@@ -138,15 +138,6 @@ export class DynamoConnectionStore extends TableAdapter implements ConnectionSto
     });
   }
 
-  getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
-    return wrap("get connection", async () => {
-      const item = await this.getItem({ pk: connKey(connectionId), sk: META });
-      if (!item) return undefined;
-      const { connectionId: id, userId, name, connectedAt, expiresAt } = item;
-      return { connectionId: id, userId, name, connectedAt, expiresAt } as ConnectionRecord;
-    });
-  }
-
   connectionsOf(userId: string, sinceMs: number): Promise<string[]> {
     return wrap("list a user's connections", async () => {
       const items = await this.queryAll({
