@@ -4,7 +4,7 @@ import { config } from "../core/config";
 import { createLogger } from "../core/logger";
 import { connectionStore } from "../core/wiring/store";
 import type { HandlerResult, WebSocketEvent } from "./event";
-import { callerOf } from "./respond";
+import { callerOf } from "./handler";
 
 const log = createLogger("connect");
 

@@ -1,8 +1,8 @@
 /** `createRoom`: a private room owned by the caller, who is joined; `members` are invited. */
 import { createRoom } from "../core/rooms";
 import { CreateRoomFrame } from "../core/schemas";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { joinDeps } from "./join-deps";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
 
 export const handler = route("createRoom", async (body, caller) => {
   const frame = CreateRoomFrame.safeParse(body);

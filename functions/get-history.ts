@@ -1,8 +1,8 @@
 /** `getHistory`: a page of the room's messages in ascending seq; membership required. */
 import { getHistory } from "../core/chat";
 import { GetHistoryFrame } from "../core/schemas";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { joinDeps } from "./join-deps";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
 
 export const handler = route("getHistory", async (body, caller) => {
   const frame = GetHistoryFrame.safeParse(body);

@@ -1,7 +1,7 @@
 /** `getPresence`: the users shown in a room the connection joined. */
 import { getPresence } from "../core/presence";
 import { GetPresenceFrame } from "../core/schemas";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { roomDeps } from "./room-deps";
 
 export const handler = route("getPresence", async (body, caller) => {

@@ -1,7 +1,7 @@
 /** `invite`: the owner of a private room invites a user; the invitee's connections are told. */
 import { invite } from "../core/rooms";
 import { InviteFrame } from "../core/schemas";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { roomDeps } from "./room-deps";
 
 export const handler = route("invite", async (body, caller) => {

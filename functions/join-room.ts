@@ -1,8 +1,8 @@
 /** `joinRoom`: become a member of a room the user may enter; answers its newest seq and the user's read position. */
 import { joinRoom } from "../core/chat";
 import { JoinRoomFrame } from "../core/schemas";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { joinDeps } from "./join-deps";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
 
 export const handler = route("joinRoom", async (body, caller) => {
   const frame = JoinRoomFrame.safeParse(body);

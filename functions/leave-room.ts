@@ -1,7 +1,7 @@
 /** `leaveRoom`: stop being a member; leaving a room not joined is not an error. */
 import { leaveRoom } from "../core/chat";
 import { LeaveRoomFrame } from "../core/schemas";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { roomDeps } from "./room-deps";
 
 export const handler = route("leaveRoom", async (body, caller) => {

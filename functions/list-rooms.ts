@@ -1,7 +1,7 @@
 /** `listRooms`: the caller's rooms, from any of its connections. */
 import { listRooms } from "../core/rooms";
 import { ListRoomsFrame } from "../core/schemas";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { roomDeps } from "./room-deps";
 
 export const handler = route("listRooms", async (body, caller) => {

@@ -1,7 +1,7 @@
 /** `markRead`: how far the user has read the room; never backwards. */
 import { markRead } from "../core/rooms";
 import { MarkReadFrame } from "../core/schemas";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { roomDeps } from "./room-deps";
 
 export const handler = route("markRead", async (body, caller) => {

@@ -1,8 +1,8 @@
 /** `openDirect`: the direct room of the caller and another user, the same whichever opens it. */
 import { openDirect } from "../core/rooms";
 import { OpenDirectFrame } from "../core/schemas";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { joinDeps } from "./join-deps";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
 
 export const handler = route("openDirect", async (body, caller) => {
   const frame = OpenDirectFrame.safeParse(body);

@@ -1,7 +1,7 @@
 /** `removeMember`: the owner removes a user; its connections get `removed` and nothing more of the room. */
 import { removeMember } from "../core/rooms";
 import { RemoveMemberFrame } from "../core/schemas";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { roomDeps } from "./room-deps";
 
 export const handler = route("removeMember", async (body, caller) => {

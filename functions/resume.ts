@@ -6,8 +6,8 @@ import { createLogger } from "../core/logger";
 import { resume } from "../core/resume";
 import { ResumeFrame } from "../core/schemas";
 import { connectionGateway } from "../core/wiring/gateway";
+import { describeIssue, errorReply, refuse, reply, route } from "./handler";
 import { joinDeps } from "./join-deps";
-import { describeIssue, errorReply, refuse, reply, route } from "./respond";
 
 const log = createLogger("resume");
 

@@ -8,7 +8,7 @@ import { sendLedger } from "../core/wiring/ledger";
 import { eventLog } from "../core/wiring/log";
 import { roomDirectory } from "../core/wiring/rooms";
 import { connectionStore } from "../core/wiring/store";
-import { describeIssue, errorReply, reply, route } from "./respond";
+import { describeIssue, errorReply, reply, route } from "./handler";
 
 const ERRORS = {
   NOT_A_MEMBER: "Join the room before sending to it.",

@@ -1,7 +1,7 @@
 /** `typing`: shown to the room's other connections (throttled, never answered unless refused). */
 import { typing } from "../core/presence";
 import { TypingFrame } from "../core/schemas";
-import { describeIssue, errorReply, refuse, route } from "./respond";
+import { describeIssue, errorReply, refuse, route } from "./handler";
 import { roomDeps } from "./room-deps";
 
 export const handler = route("typing", async (body, caller) => {

@@ -20,7 +20,7 @@ import { loadConfig } from "../core/config";
 import { DependencyError, isRetriable } from "../core/errors";
 import type { ChatMessage } from "../core/schemas";
 import type { WebSocketEvent } from "../functions/event";
-import { route } from "../functions/respond";
+import { route } from "../functions/handler";
 import { TcpProxy } from "./support/tcp-proxy";
 
 jest.setTimeout(60_000);

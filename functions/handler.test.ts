@@ -1,5 +1,5 @@
 import { GetHistoryFrame, JoinRoomFrame, SendMessageFrame } from "../core/schemas";
-import { describeIssue } from "./respond";
+import { describeIssue } from "./handler";
 
 function answer(schema: { safeParse: (v: unknown) => { success: boolean; error?: unknown } }, frame: object) {
   const parsed = schema.safeParse(frame);
