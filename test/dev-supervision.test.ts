@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "pg";
 import { signToken } from "../core/auth";
-import { commandLine, processTree } from "../local/processes";
+import { commandLine, processTree } from "../local/proc";
 import { type Frame, TestClient } from "./support/client";
 
 jest.setTimeout(300_000);

@@ -12,7 +12,7 @@ import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import { Client } from "pg";
 import { isolatedNames } from "../local/isolation";
-import { commandLine, processStat, processTree } from "../local/processes";
+import { commandLine, processStat, processTree } from "../local/proc";
 import {
   type RunningService,
   ServiceStartError,

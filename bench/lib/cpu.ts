@@ -4,7 +4,7 @@
  * so; nothing else of the benchmark depends on it.
  */
 import { execFileSync } from "node:child_process";
-import { commandLine, hasProc, processStat, processTree } from "../../local/processes";
+import { commandLine, hasProc, processStat, processTree } from "../../local/proc";
 
 /** A named set of processes whose CPU is summed (a server and its children, a service). */
 export interface ProcessGroup {

@@ -18,7 +18,7 @@ import { signToken } from "../../core/auth";
 import { formatMeter, formatProjection, loadPrices, projectMonthlyCost } from "../../local/gateway/cost";
 import type { MeterSnapshot } from "../../local/gateway/meter";
 import { isolatedNames } from "../../local/isolation";
-import { commandLine, processTree } from "../../local/processes";
+import { commandLine, processTree } from "../../local/proc";
 import { localJwtSecret } from "../../local/secret";
 import { startLocalServices } from "../../local/services";
 import { freePort, repoRoot } from "../../local/services/process";
