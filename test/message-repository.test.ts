@@ -8,7 +8,7 @@ import {
   isPermanentWriteError,
   MessageConflictError,
   MissingTableError,
-  type PrismaMessageRepository,
+  type PostgresMessageRepository,
   UnstorableMessageError,
 } from "../core/adapters/message-repository";
 import type { ChatMessage } from "../core/schemas";
@@ -37,9 +37,9 @@ function message(
   };
 }
 
-describe("PrismaMessageRepository", () => {
+describe("PostgresMessageRepository", () => {
   let db: TestDatabase;
-  let repo: PrismaMessageRepository;
+  let repo: PostgresMessageRepository;
 
   beforeAll(async () => {
     db = await createTestDatabase("repo_test");

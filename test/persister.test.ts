@@ -9,7 +9,7 @@ import path from "node:path";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { Client } from "pg";
 import { encodeMessageRecord } from "../core/adapters/kafka";
-import { createMessageRepository, type PrismaMessageRepository } from "../core/adapters/message-repository";
+import { createMessageRepository, type PostgresMessageRepository } from "../core/adapters/message-repository";
 import { createLogger } from "../core/logger";
 import type { ChatMessage } from "../core/schemas";
 import { createTestDatabase, type TestDatabase } from "../prisma/test-database";
@@ -34,7 +34,7 @@ if (brokers.length === 0)
 const kafka = new Kafka({ clientId: "persister-test", brokers, logLevel: logLevel.NOTHING });
 let producer: Producer;
 let db: TestDatabase;
-let repo: PrismaMessageRepository;
+let repo: PostgresMessageRepository;
 let pg: Client;
 
 const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString("hex")}`;

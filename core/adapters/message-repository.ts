@@ -1,5 +1,7 @@
 /**
- * The message table in PostgreSQL, through Prisma (driver adapter `pg`: no query engine binary).
+ * The message table in PostgreSQL. Writes go through the `pg` pool (COPY, else one INSERT over column
+ * arrays); Prisma, on the same pool through its `pg` driver adapter (no query engine binary), answers
+ * the lookups that tell a replay from a conflict. Reads are message-history.ts's plain SQL.
  *
  * Writes are idempotent on messageId because Kafka replays happen. A different message claiming a
  * (roomId, seq) that is already taken is never treated as written: {@link MessageConflictError}
@@ -100,8 +102,8 @@ const INSERT_MANY = `
                        $6::text[], $7::timestamptz[], $8::varchar[])
   ON CONFLICT DO NOTHING`;
 
-/** {@link MessageRepository} on PostgreSQL through Prisma. */
-export class PrismaMessageRepository implements MessageRepository {
+/** {@link MessageRepository} on PostgreSQL: pg for the writes, Prisma for the conflict lookups. */
+export class PostgresMessageRepository implements MessageRepository {
   /** insertMany calls written by one COPY, and those whose COPY was refused and went on to the INSERT. */
   readonly writes = { copied: 0, insertedAfterCopyRefused: 0 };
 
@@ -125,8 +127,8 @@ export class PrismaMessageRepository implements MessageRepository {
       const reason = unstorableReason(m);
       if (reason) throw new UnstorableMessageError(m.messageId, reason);
     }
-    // First COPY, all or nothing: PostgreSQL's bulk path, at about twice the rows per second of the
-    // INSERT below (`npm run bench -- --only persist` compares the persister with one COPY stream).
+    // First COPY, all or nothing: PostgreSQL's bulk path, faster than the INSERT below
+    // (`npm run bench -- --only persist` compares the persister with one COPY stream).
     // A batch that holds a message stored already (a Kafka replay) or one PostgreSQL refuses fails
     // as a whole and writes nothing; the INSERT then writes the rest and tells the cases apart.
     try {
@@ -239,7 +241,7 @@ export interface MessageRepositoryOptions {
 export function createMessageRepository(
   databaseUrl: string,
   options: MessageRepositoryOptions = {},
-): PrismaMessageRepository {
+): PostgresMessageRepository {
   const db = config.database();
   const pool = new Pool({
     connectionString: databaseUrl,
@@ -253,7 +255,7 @@ export function createMessageRepository(
   // unheard "error" ends the process (the fault suite's PostgreSQL kill crashed it). The pool drops
   // that client by itself; the next query opens a new one, and query failures reject as before.
   pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
-  return new PrismaMessageRepository(
+  return new PostgresMessageRepository(
     new PrismaClient({ adapter: new PrismaPg(pool) }),
     pool,
     new PgMessageHistory(pool),
