@@ -4,6 +4,8 @@
  * for, so a handler that never talks to Kafka does not need its variables; a bad or missing value
  * throws a ConfigError naming the variable and what to set it to.
  */
+
+import { DEFAULT_NAMES } from "./names";
 import * as z from "./zod";
 
 export class ConfigError extends Error {
@@ -107,8 +109,8 @@ export function loadConfig(env: Env = process.env) {
           {
             brokers,
             clientId: z._default(z.string(), "chat"),
-            messagesTopic: z._default(z.string(), "chat.messages"),
-            deadLetterTopic: z._default(z.string(), "chat.messages.dlq"),
+            messagesTopic: z._default(z.string(), DEFAULT_NAMES.messagesTopic),
+            deadLetterTopic: z._default(z.string(), DEFAULT_NAMES.deadLetterTopic),
             partitions: positiveInt(6),
             replicationFactor: positiveInt(1),
             auth: z._default(z.enum(["none", "aws-iam"]), "none"),
@@ -247,7 +249,7 @@ export function loadConfig(env: Env = process.env) {
         section(
           env,
           {
-            groupId: z._default(z.string(), "chat-persister"),
+            groupId: z._default(z.string(), DEFAULT_NAMES.persisterGroupId),
             healthPort: z.optional(z.coerce.number().check(z.int(), z.minimum(0))),
             // How long a dead persister holds its partitions; Kafka's and MSK's default floor is 6 s.
             sessionTimeoutMs: z._default(

@@ -8,6 +8,7 @@ import { CfnOutput, Fn, Stack, type StackProps } from "aws-cdk-lib";
 import * as apigateway from "aws-cdk-lib/aws-apigateway";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
+import { DEFAULT_NAMES } from "../core/names";
 import { ChatApi } from "./constructs/chat-api";
 import { ChatDatabase } from "./constructs/chat-database";
 import { ChatMonitoring } from "./constructs/chat-monitoring";
@@ -58,7 +59,7 @@ export interface ChatStackProps extends StackProps {
   availabilityZones?: string[];
 }
 
-const PERSISTER_GROUP_ID = "chat-persister";
+const PERSISTER_GROUP_ID = DEFAULT_NAMES.persisterGroupId;
 
 /** The whole system in one stack. */
 export class ChatStack extends Stack {
@@ -92,8 +93,8 @@ export class ChatStack extends Stack {
       database = new ChatDatabase(this, "Database", { vpc, deletionProtection: props.deletionProtection });
     } else {
       topics = {
-        messagesTopic: "chat.messages",
-        deadLetterTopic: "chat.messages.dlq",
+        messagesTopic: DEFAULT_NAMES.messagesTopic,
+        deadLetterTopic: DEFAULT_NAMES.deadLetterTopic,
         partitions: 6,
         replicationFactor: 1,
       };

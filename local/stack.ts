@@ -12,6 +12,7 @@ import { createDynamoClient, ensureTable } from "../core/adapters/dynamo";
 import { createKafka, ensureTopics } from "../core/adapters/kafka";
 import { config } from "../core/config";
 import { createLogger } from "../core/logger";
+import { DEFAULT_NAMES } from "../core/names";
 import { closeServices, overrideServices, serviceOverrides } from "../core/wiring/services";
 import { AUTHORIZER, ROUTES } from "../functions/routes";
 import { migrate } from "../prisma/migrate";
@@ -197,7 +198,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
           ...process.env,
           ...env,
           WORKER_ID: workerId,
-          PERSISTER_GROUP_ID: baseEnv.PERSISTER_GROUP_ID ?? "chat-persister",
+          PERSISTER_GROUP_ID: baseEnv.PERSISTER_GROUP_ID ?? DEFAULT_NAMES.persisterGroupId,
           // The worker stops when this process is gone, even if it was killed without a word.
           PARENT_PID: String(process.pid),
           ...(healthPort !== undefined ? { HEALTH_PORT: String(healthPort) } : {}),

@@ -21,6 +21,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as msk from "aws-cdk-lib/aws-msk";
 import * as cr from "aws-cdk-lib/custom-resources";
 import { Construct } from "constructs";
+import { DEFAULT_NAMES } from "../../core/names";
 import { InfraConfigError } from "../errors";
 import { accept, managedPolicyFinding } from "../nag";
 import { allowIngress, type Consumer } from "./consumer";
@@ -102,8 +103,8 @@ export class KafkaCluster extends Construct implements KafkaEndpoint {
     const stack = Stack.of(this);
     this.brokerCount = props.brokers ?? 3;
     this.topics = {
-      messagesTopic: "chat.messages",
-      deadLetterTopic: "chat.messages.dlq",
+      messagesTopic: DEFAULT_NAMES.messagesTopic,
+      deadLetterTopic: DEFAULT_NAMES.deadLetterTopic,
       partitions: 6,
       replicationFactor: Math.min(this.brokerCount, 3),
       ...props.topics,

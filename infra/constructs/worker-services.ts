@@ -12,6 +12,7 @@ import * as ecs from "aws-cdk-lib/aws-ecs";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { DEFAULT_NAMES } from "../../core/names";
 import { WORKERS } from "../../functions/routes";
 import { InfraConfigError } from "../errors";
 import { accept, ref } from "../nag";
@@ -130,7 +131,10 @@ export class WorkerServices extends Construct {
       { cpu: 256, memoryMiB: 512, minTasks: 1, maxTasks: 6, ...props.persister },
       PERSISTER_HEALTH_PORT,
     );
-    props.kafka.connectConsumer(this.persister.consumer, props.persisterGroupId ?? "chat-persister");
+    props.kafka.connectConsumer(
+      this.persister.consumer,
+      props.persisterGroupId ?? DEFAULT_NAMES.persisterGroupId,
+    );
     props.database.connect(this.persister.consumer);
   }
 
