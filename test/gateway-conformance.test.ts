@@ -21,8 +21,8 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import WebSocket from "ws";
 import { type GatewayLogger, type GatewayOptions, type RunningGateway, startGateway } from "../local/gateway";
-import { openClient, signedShape, type TestClient, upgradeStatus, withQuery } from "./gateway-client";
 import { createFixtures, type Fixtures } from "./gateway-fixtures";
+import { openClient, type RawClient, signedShape, upgradeStatus, withQuery } from "./support/raw-client";
 
 const STAGE = "dev";
 const ID_PATTERN = /^[A-Za-z0-9+/]{15}=$/;
@@ -37,7 +37,7 @@ interface Target {
   managementEndpoint: string;
   token: string;
   /** Opens an authorized connection and learns its connection id. */
-  openWithId(): Promise<{ client: TestClient; connectionId: string }>;
+  openWithId(): Promise<{ client: RawClient; connectionId: string }>;
 }
 
 /** The SDK error's name and HTTP status, or a failure when the call succeeded. */
@@ -831,7 +831,7 @@ describe("API Gateway emulator: limits in time, no $default, shutdown", () => {
   });
 
   test("close() closes every connection with $disconnect for each, then the server", async () => {
-    const clients: TestClient[] = await Promise.all([
+    const clients: RawClient[] = await Promise.all([
       openClient(gw.url),
       openClient(gw.url),
       openClient(gw.url),
@@ -1075,7 +1075,7 @@ const deployedEnv = {
 async function deployedOpenWithId(
   wsUrl: string,
   token: string,
-): Promise<{ client: TestClient; connectionId: string }> {
+): Promise<{ client: RawClient; connectionId: string }> {
   const payload = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as {
     sub?: string;
   };

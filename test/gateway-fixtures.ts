@@ -4,7 +4,7 @@
  * no body, slow), plus a REQUEST authorizer that decides by token.
  */
 import type { LambdaHandler } from "../local/gateway";
-import { signedShape } from "./gateway-client";
+import { signedShape } from "./support/raw-client";
 
 /** A recorded invocation. */
 export interface Recorded {

@@ -1,11 +1,12 @@
 /**
- * A small WebSocket test client over `ws`: awaits the next frame, the close, or the HTTP status of
- * a refused upgrade. Used against the emulator and against a deployed API alike.
+ * A raw WebSocket test client over `ws`: text frames as they come, binary frames, close codes and the
+ * HTTP status of a refused upgrade, against the emulator and a deployed API alike (the conformance
+ * suite). client.ts beside it is the JSON-frame client of the integration tests.
  */
 import WebSocket from "ws";
 
 /** An open connection under test. */
-export interface TestClient {
+export interface RawClient {
   ws: WebSocket;
   /** The next text frame (queued if it already arrived). */
   next(timeoutMs?: number): Promise<string>;
@@ -24,7 +25,7 @@ export interface OpenOptions {
 }
 
 /** Opens a connection; rejects with an error carrying `status` when the upgrade is refused. */
-export function openClient(url: string, options: OpenOptions = {}): Promise<TestClient> {
+export function openClient(url: string, options: OpenOptions = {}): Promise<RawClient> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, options.protocols ?? [], {
       headers: options.headers,
