@@ -1107,14 +1107,18 @@ async function deployedOpenWithId(
  * fixture handlers; the real handlers' room rules are test/rooms.test.ts's).
  */
 function roomRoutesSuite(target: () => { wsUrl: string; token: string }): void {
-  test("each room action of v1.1 has its route: a frame missing its fields answers BAD_REQUEST for that action", async () => {
+  test("each action of v1.1 has its route: a frame missing its fields answers BAD_REQUEST for that action", async () => {
     const client = await openClient(withQuery(target().wsUrl, { token: target().token }));
-    for (const action of ["createRoom", "invite", "removeMember", "openDirect", "markRead"]) {
+    const actions = ["createRoom", "invite", "removeMember", "openDirect", "markRead"];
+    for (const action of [...actions, "resume", "getPresence", "typing"]) {
       client.sendJson({ action });
       expect(JSON.parse(await client.next())).toMatchObject({ type: "error", code: "BAD_REQUEST", action });
     }
     client.sendJson({ action: "listRooms" });
     expect(JSON.parse(await client.next())).toMatchObject({ type: "rooms", rooms: expect.any(Array) });
+    // resume posts through the management API, which its function must be allowed to call.
+    client.sendJson({ action: "resume", rooms: [] });
+    expect(JSON.parse(await client.next())).toEqual({ type: "resumed", rooms: [], failed: [] });
     await client.close();
   });
 }
