@@ -1116,9 +1116,12 @@ function roomRoutesSuite(target: () => { wsUrl: string; token: string }): void {
     }
     client.sendJson({ action: "listRooms" });
     expect(JSON.parse(await client.next())).toMatchObject({ type: "rooms", rooms: expect.any(Array) });
-    // resume posts through the management API, which its function must be allowed to call.
-    client.sendJson({ action: "resume", rooms: [] });
-    expect(JSON.parse(await client.next())).toEqual({ type: "resumed", rooms: [], failed: [] });
+    // resume posts each room's frames through the management API, which its function must be allowed to call.
+    const roomId = `conformance-${randomUUID()}`;
+    client.sendJson({ action: "resume", rooms: [{ roomId, afterSeq: 0 }] });
+    const frames = [await client.next(), await client.next(), await client.next()].map((f) => JSON.parse(f));
+    expect(frames.map((f) => f.type)).toEqual(["joined", "history", "resumed"]);
+    expect(frames[2]).toEqual({ type: "resumed", rooms: [roomId], failed: [] });
     await client.close();
   });
 }
