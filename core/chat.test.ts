@@ -23,6 +23,7 @@ import type {
 } from "./ports";
 import { getPresence, TYPING_STALE_MS, typing } from "./presence";
 import { resume } from "./resume";
+import { createRoom, directRoomId, invite, listRooms, markRead, openDirect, removeMember } from "./rooms";
 import type { ChatMessage } from "./schemas";
 
 /** A ledger in memory: one counter per room, one record per (sender, clientMsgId). */
@@ -657,6 +658,60 @@ describe("presence", () => {
       ok: false,
       code: "NOT_A_MEMBER",
     });
+  });
+});
+
+describe("rooms", () => {
+  const bob = { connectionId: "c2", userId: "bob" };
+  const eve = { connectionId: "c3", userId: "eve" };
+
+  test("a private room: its owner creates and invites, only the owner may invite or remove", async () => {
+    const { deps, bus, rooms } = world();
+    expect(await createRoom(deps, alice, "plans", ["bob"])).toMatchObject({ ok: true, lastSeq: 0 });
+    expect(await createRoom(deps, eve, "plans")).toEqual({ ok: false, code: "ROOM_EXISTS" });
+    expect((await rooms.userRoom("bob", "plans"))?.role).toBe("invited");
+    expect(await invite(deps, eve, "plans", "eve")).toEqual({ ok: false, code: "FORBIDDEN" });
+    expect(await joinRoom(deps, eve, "plans")).toEqual({ ok: false, code: "FORBIDDEN" });
+    expect(await joinRoom(deps, bob, "plans")).toMatchObject({ ok: true });
+    expect(await removeMember(deps, bob, "plans", "alice")).toEqual({ ok: false, code: "FORBIDDEN" });
+    expect(await removeMember(deps, alice, "plans", "alice")).toMatchObject({
+      ok: false,
+      code: "BAD_REQUEST",
+    });
+    expect(await removeMember(deps, alice, "plans", "bob")).toEqual({ ok: true });
+    expect(await rooms.userRoom("bob", "plans")).toBeUndefined();
+    // The removal goes out in order with the room's messages, and the fan-out lists members again.
+    expect(bus.notified.at(-1)).toMatchObject({ roomId: "plans", frame: { type: "removed", userId: "bob" } });
+    // The direct prefix is no one's to take.
+    expect(await createRoom(deps, alice, "dm.mine")).toEqual({ ok: false, code: "FORBIDDEN" });
+  });
+
+  test("a direct room is one per pair, whichever opens it, and closed to a third user", async () => {
+    const { deps } = world();
+    const opened = await openDirect(deps, alice, "bob");
+    expect(opened).toMatchObject({ ok: true, roomId: directRoomId("alice", "bob") });
+    expect(await openDirect(deps, bob, "alice")).toMatchObject({
+      ok: true,
+      roomId: directRoomId("bob", "alice"),
+    });
+    expect(await openDirect(deps, alice, "alice")).toMatchObject({ ok: false, code: "BAD_REQUEST" });
+    expect(await joinRoom(deps, eve, directRoomId("alice", "bob"))).toEqual({ ok: false, code: "FORBIDDEN" });
+  });
+
+  test("listRooms follows the user; markRead never goes backwards", async () => {
+    const { deps, ledger } = world();
+    await joinRoom(deps, alice, "lobby");
+    await createRoom(deps, bob, "team", ["alice"]);
+    ledger.counters.set("lobby", 7);
+    const phone = { ...alice, connectionId: "c9" };
+    const listed = await listRooms(deps, phone);
+    expect(listed.ok && [...listed.rooms].sort((a, b) => a.roomId.localeCompare(b.roomId))).toEqual([
+      { roomId: "lobby", kind: "public", lastSeq: 7, lastReadSeq: 0 },
+      { roomId: "team", kind: "private", lastSeq: 0, lastReadSeq: 0 },
+    ]);
+    expect(await markRead(deps, alice, "lobby", 5)).toEqual({ ok: true, seq: 5 });
+    expect(await markRead(deps, alice, "lobby", 3)).toEqual({ ok: true, seq: 5 });
+    expect(await markRead(deps, eve, "team", 1)).toMatchObject({ ok: false, code: "FORBIDDEN" });
   });
 });
 
