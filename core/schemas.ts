@@ -117,6 +117,37 @@ export const ChatMessage = z.object({
 });
 export type ChatMessage = z.infer<typeof ChatMessage>;
 
+/** What a retry of a send is answered with: Redis's retry record (`k`), the ledger's record in part. */
+export const SentRecord = z.object({
+  messageId: z.string().check(z.minLength(1), z.maxLength(64)),
+  roomId,
+  seq: z.number().check(z.int(), z.positive()),
+  textDigest: z.string(),
+});
+
+/**
+ * A fan-out stream entry that is not a message: a frame for some connections (`connectionIds`) or for
+ * every member connection of the room but `except` (`room`). `forget`: list the members again first;
+ * `dropAfter` (epoch ms): too late after it.
+ */
+export const FanoutNotice = z
+  .object({
+    roomId,
+    frame: z.record(z.string(), z.unknown()),
+    connectionIds: z.optional(z.array(z.string())),
+    room: z.optional(z.literal(true)),
+    except: z.optional(z.string()),
+    forget: z.optional(z.boolean()),
+    dropAfter: z.optional(z.number()),
+  })
+  .check(
+    z.refine(
+      (n) => n.connectionIds !== undefined || n.room === true,
+      "a notice names its connections or its room",
+    ),
+  );
+export type FanoutNotice = z.infer<typeof FanoutNotice>;
+
 /** The Kafka record value on the messages topic. `v` lets consumers refuse what they do not know. */
 export const MessageRecord = z.object({ v: z.literal(1), message: ChatMessage });
 export type MessageRecord = z.infer<typeof MessageRecord>;

@@ -25,7 +25,18 @@ import type { Redis, RedisOptions } from "ioredis";
 import { config } from "../config";
 import { DependencyError } from "../errors";
 import type { AdmitOutcome, MessageBus, RateLimit, SentRecord } from "../ports";
-import type { ChatMessage } from "../schemas";
+import {
+  type ChatMessage,
+  ChatMessage as ChatMessageSchema,
+  type FanoutNotice,
+  SentRecord as SentRecordSchema,
+} from "../schemas";
+import { compiledOnFirstUse } from "../zod";
+
+/** What Redis holds is parsed with the schemas it was written from, not cast. */
+const chatMessage = compiledOnFirstUse(ChatMessageSchema);
+const sentRecordSchema = compiledOnFirstUse(SentRecordSchema);
+const decodeMessage = (text: string): ChatMessage => chatMessage().parse(JSON.parse(text));
 
 export const keys = {
   dedupe: (senderId: string, clientMsgId: string) => `dedupe:${senderId}:${clientMsgId}`,
@@ -297,8 +308,8 @@ export class RedisMessageBus implements MessageBus {
       case "dup":
         return {
           status: "duplicate",
-          sent: JSON.parse(reply[1] as string) as SentRecord,
-          ...(reply[2] !== "l" && reply[3] ? { unlogged: JSON.parse(reply[3]) as ChatMessage } : {}),
+          sent: sentRecordSchema().parse(JSON.parse(reply[1] as string)) as SentRecord,
+          ...(reply[2] !== "l" && reply[3] ? { unlogged: decodeMessage(reply[3]) } : {}),
         };
       case "limited":
         return { status: "rate-limited" };
@@ -323,13 +334,18 @@ export class RedisMessageBus implements MessageBus {
         this.streamMaxLen,
         "*",
         "c",
-        JSON.stringify({ roomId, connectionIds, frame, forget }),
+        JSON.stringify({
+          roomId,
+          connectionIds,
+          frame: frame as FanoutNotice["frame"],
+          forget,
+        } satisfies FanoutNotice),
       ),
     );
   }
 
   async announce(roomId: string, frame: object, options: { except?: string; dropAfter?: number } = {}) {
-    const notice = { roomId, room: true, frame, ...options };
+    const notice: FanoutNotice = { roomId, room: true, frame: frame as FanoutNotice["frame"], ...options };
     await wrap(
       "announce",
       this.redis.chatAnnounce(
@@ -438,7 +454,7 @@ export class RedisMessageBus implements MessageBus {
     const out: ChatMessage[] = [];
     for (const key of dedupeKeys) {
       const m = await wrap("pending read", this.redis.hget(key, "m"));
-      if (m) out.push(JSON.parse(m) as ChatMessage);
+      if (m) out.push(decodeMessage(m));
       else await this.redis.zrem(keys.pendingLog, key);
     }
     return out;
@@ -519,7 +535,7 @@ export class RedisMessageBus implements MessageBus {
       from === "oldest"
         ? await wrap("recent range", this.redis.zrangebyscore(key, lo, hi, "LIMIT", 0, limit))
         : await wrap("recent range", this.redis.zrevrangebyscore(key, hi, lo, "LIMIT", 0, limit));
-    const messages = raw.map((m) => JSON.parse(m) as ChatMessage);
+    const messages = raw.map(decodeMessage);
     return from === "oldest" ? messages : messages.reverse();
   }
 }
