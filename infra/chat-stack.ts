@@ -21,6 +21,7 @@ import { KafkaCluster } from "./constructs/kafka-cluster";
 import { KafkaTopics } from "./constructs/kafka-topics";
 import { Network } from "./constructs/network";
 import { RedisCache } from "./constructs/redis-cache";
+import { WebClient } from "./constructs/web-client";
 import { WorkerServices } from "./constructs/worker-services";
 import { accept, managedPolicyFinding } from "./nag";
 
@@ -66,6 +67,8 @@ export class ChatStack extends Stack {
   readonly api: ChatApi;
   readonly workers: WorkerServices;
   readonly monitoring: ChatMonitoring;
+  /** The web client (S3 and CloudFront); AWS profile only. */
+  readonly web?: WebClient;
 
   constructor(scope: Construct, id: string, props: ChatStackProps = {}) {
     super(scope, id, props);
@@ -193,5 +196,14 @@ export class ChatStack extends Stack {
       description: "Mints a client token for this stack (reads the secret with your AWS credentials)",
     });
     new CfnOutput(this, "DashboardName", { value: this.monitoring.dashboard.dashboardName });
+
+    if (profile === "aws") {
+      // The web client, configured with this stage's wss:// URL; sign in with a TokenCommand token.
+      this.web = new WebClient(this, "Web", { webSocketUrl: url });
+      new CfnOutput(this, "WebClientUrl", {
+        value: this.web.url,
+        description: "The web client: sign in with a token from TokenCommand (pasted, or after #token=)",
+      });
+    }
   }
 }

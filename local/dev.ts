@@ -1,6 +1,7 @@
 /**
- * `npm run dev`: the whole backend on this machine, in the foreground. Prints the WebSocket URL and a
- * wscat line with a token once it accepts connections; Ctrl-C (SIGINT) or SIGTERM stops everything
+ * `npm run dev`: the whole backend on this machine, in the foreground. Prints the WebSocket URL, the
+ * web client's address on the same port (local/web.ts) and a wscat line with a token once it accepts
+ * connections; Ctrl-C (SIGINT) or SIGTERM stops everything
  * within DEV_STOP_SECONDS (15), killing by pid what it started that has not stopped by then.
  *
  * Every worker and service of ours that dies is restarted (capped backoff, same ports), with one line
@@ -16,6 +17,7 @@ import { formatMeter, formatProjection, loadPrices, projectMonthlyCost } from ".
 import { localJwtSecret } from "./secret";
 import { absolute, killAllServices, repoRoot } from "./services/process";
 import { type RunningStack, startStack } from "./stack";
+import { createWebHandler } from "./web";
 
 function count(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -76,7 +78,12 @@ async function main(): Promise<void> {
   say(
     `starting the local stack (Redis, Kafka, PostgreSQL, DynamoDB, gateway, workers); data in ${where}${fresh ? ", starting empty" : ""}`,
   );
+  // The web client is built (in memory, well under a second) before the port opens, so the page is
+  // there as soon as the address is printed.
+  const stage = process.env.STAGE ?? "dev";
+  const webHandler = await createWebHandler({ stage, secret: () => localJwtSecret() });
   const starting = startStack({
+    httpHandler: webHandler,
     fanoutWorkers: count("FANOUT_WORKERS", 1),
     persisters: count("PERSISTERS", 1),
     onProgress: say,
@@ -96,6 +103,7 @@ async function main(): Promise<void> {
     [
       "",
       `Chat backend ready at ${stack.url}`,
+      `  web client: http://127.0.0.1:${stack.gateway.port}/ (sign in with a name)`,
       `  management API: ${stack.managementEndpoint}/@connections/{connectionId}`,
       `  workers: ${workers}`,
       `  data: ${where} (kept across runs; npm run dev -- --fresh starts empty)`,

@@ -16,7 +16,14 @@ import { DEFAULT_NAMES } from "../core/names";
 import { closeServices, overrideServices, serviceOverrides } from "../core/wiring/services";
 import { AUTHORIZER, ROUTES } from "../functions/routes";
 import { migrate } from "../prisma/migrate";
-import { type LambdaHandler, limitsFromEnv, Meter, type RunningGateway, startGateway } from "./gateway";
+import {
+  type GatewayOptions,
+  type LambdaHandler,
+  limitsFromEnv,
+  Meter,
+  type RunningGateway,
+  startGateway,
+} from "./gateway";
 import { type DynamoMeterProxy, startDynamoMeterProxy } from "./gateway/dynamodb-meter";
 import { localJwtSecret } from "./secret";
 import { type LocalServices, startLocalServices } from "./services";
@@ -54,6 +61,8 @@ export interface StackOptions {
   fresh?: boolean;
   /** How long a worker may take to stop on SIGTERM before it is killed; default 10 s. */
   workerStopGraceMs?: number;
+  /** Plain HTTP requests on the gateway's port outside the stage (the web client); see GatewayOptions. */
+  httpHandler?: GatewayOptions["httpHandler"];
 }
 
 export interface WorkerProcess {
@@ -187,6 +196,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       limits,
       meter,
       logger,
+      httpHandler: opts.httpHandler,
     });
     env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
     process.env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;

@@ -119,7 +119,12 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   };
   const { registry } = ctx;
 
-  const server = http.createServer({ keepAlive: true }, (req, res) =>
+  const server = http.createServer({ keepAlive: true }, (req, res) => {
+    // The local stack's own pages (the web client, its token endpoint) may answer first, but never
+    // a path under the stage: the management API's requests reach it exactly as without them.
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const underStage = path === `/${opts.stage}` || path.startsWith(`/${opts.stage}/`);
+    if (!underStage && opts.httpHandler?.(req, res)) return;
     handleManagementRequest(req, res, {
       stage: opts.stage,
       maxMessageBytes: MESSAGE_LIMIT_BYTES,
@@ -128,8 +133,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       onCall: () => meter.managementCall(),
       onThrottled: (kind) => meter.throttle(kind),
       logger: log,
-    }),
-  );
+    });
+  });
   // The SDK keeps sockets alive for reuse; a server that closes them first makes it retry.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

@@ -1,4 +1,5 @@
 /** The emulator's options and what a started one offers. */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { LambdaHandler } from "./invocations";
 import type { Meter } from "./meter";
 import type { GatewayLimits } from "./settings";
@@ -51,6 +52,11 @@ export interface GatewayOptions {
   logger?: GatewayLogger;
   /** Random numbers for the `$disconnect` drop rate; default Math.random (tests pass their own). */
   random?: () => number;
+  /**
+   * Answers plain HTTP requests before the management API does (`npm run dev` serves the web client
+   * through it); returns true when it answered. Paths under `/{stage}` never reach it.
+   */
+  httpHandler?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 /** A started emulator. */

@@ -35,6 +35,7 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
     maxLifetimeMs: opts.maxLifetimeMs,
     fanoutWorkers: opts.fanoutWorkers,
     persisters: opts.persisters,
+    httpHandler: opts.httpHandler,
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "error" },
     settings: {
       ...isolatedNames(id),

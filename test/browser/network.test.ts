@@ -1,0 +1,187 @@
+/**
+ * The web client when the network and the server push back, in a real Chromium against the local
+ * stack: one person's page reaches the gateway through a TCP proxy the test can cut, so its socket
+ * dies as on a lost network while the other person keeps sending; a send whose ack was lost is sent
+ * again with the same clientMsgId and stored and shown once; RATE_LIMITED and TOO_LARGE are told as
+ * sentences, and rate-limited sends still arrive, once each.
+ */
+import type { Browser, Page } from "playwright-core";
+import type { TestStack } from "../support/stack";
+import { TcpProxy } from "../support/tcp-proxy";
+import {
+  closePages,
+  connected,
+  joinRoom,
+  launchBrowser,
+  log,
+  logTexts,
+  SHOWN_MS,
+  say,
+  sayAndWait,
+  signIn,
+  startWebStack,
+  stateIs,
+  waitForExactly,
+  waitForLog,
+  waitForNoPending,
+} from "./browser";
+
+const BURST = 4;
+
+let stack: TestStack;
+let browser: Browser;
+let url: string;
+let proxy: TcpProxy;
+
+beforeAll(async () => {
+  [stack, browser] = await Promise.all([
+    startWebStack({ settings: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: String(BURST) } }),
+    launchBrowser(),
+  ]);
+  url = `http://127.0.0.1:${stack.gateway.port}/`;
+  proxy = await TcpProxy.start({ host: "127.0.0.1", port: stack.gateway.port });
+});
+
+afterEach(async () => {
+  proxy.pass();
+  await closePages();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await proxy?.close();
+  await stack?.stop();
+});
+
+const room = (name: string) => `${stack.id}-${name}`;
+
+/** The frames a page sends and receives on all its WebSockets, parsed (pass `watch` to signIn). */
+function recordFrames() {
+  const sent: Record<string, unknown>[] = [];
+  const received: Record<string, unknown>[] = [];
+  let sockets = 0;
+  const watch = (page: Page) =>
+    page.on("websocket", (ws) => {
+      sockets++;
+      ws.on("framesent", ({ payload }) => sent.push(JSON.parse(String(payload))));
+      ws.on("framereceived", ({ payload }) => {
+        for (const line of String(payload).split("\n")) if (line) received.push(JSON.parse(line));
+      });
+    });
+  return { sent, received, sockets: () => sockets, watch };
+}
+
+test("a dropped network: the page says Reconnecting…, comes back and shows every message once, in order, while the other person kept sending", async () => {
+  const r = room("drop");
+  const frames = recordFrames();
+  const alice = await signIn(browser, `http://127.0.0.1:${proxy.port}/`, "na", frames.watch);
+  await joinRoom(alice, r);
+  const bob = await signIn(browser, url, "nb");
+  await joinRoom(bob, r);
+  const texts: string[] = [];
+  const bobSays = async (text: string) => {
+    texts.push(text);
+    await sayAndWait(bob, text);
+  };
+  await bobSays("before the outage");
+  await waitForExactly(alice, texts, () => true);
+
+  // From now on every answer to Alice's page cuts its connection: the next message kills the socket,
+  // and every reconnection dies at its upgrade.
+  proxy.drop();
+  await bobSays("during 1");
+  await stateIs(alice, "Reconnecting…");
+  for (let i = 2; i <= 6; i++) await bobSays(`during ${i}`);
+  expect(await logTexts(alice)).not.toContain("during 6");
+  // The network is back; Bob does not wait for Alice.
+  proxy.pass();
+  for (let i = 1; i <= 3; i++) await bobSays(`after ${i}`);
+  await connected(alice);
+  await waitForExactly(alice, texts, () => true);
+  // Alice's page reconnected on new sockets and resumed from the last seq it had seen.
+  expect(frames.sockets()).toBeGreaterThan(1);
+  const entries = frames.sent.filter((f) => f.action === "resume" || f.action === "joinRoom");
+  expect(entries.length).toBeGreaterThan(1);
+  await say(alice, "back");
+  texts.push("back");
+  await waitForExactly(bob, texts, () => true);
+  await alice.context().close();
+  await bob.context().close();
+});
+
+test("a send whose ack was lost is sent again with the same clientMsgId: stored once, shown once", async () => {
+  const r = room("retry");
+  const frames = recordFrames();
+  const alice = await signIn(browser, `http://127.0.0.1:${proxy.port}/`, "ra", frames.watch);
+  await joinRoom(alice, r);
+  const bob = await signIn(browser, url, "rb");
+  await joinRoom(bob, r);
+  await sayAndWait(alice, "first");
+  await waitForExactly(bob, ["first"], () => true);
+
+  // The request reaches the server; the answer is lost with the connection.
+  proxy.drop();
+  await say(alice, "exactly once");
+  await stateIs(alice, "Reconnecting…");
+  await log(alice).getByText("Sending…").waitFor({ timeout: SHOWN_MS });
+  await stack.waitForRows(r, 2);
+  expect((await stack.rows(r)).map((row) => row.text)).toEqual(["first", "exactly once"]);
+
+  proxy.pass();
+  await connected(alice);
+  await waitForNoPending(alice);
+  await waitForExactly(alice, ["first", "exactly once"], () => true);
+  await waitForExactly(bob, ["first", "exactly once"], () => true);
+  // It was sent twice (or more), always with one clientMsgId, and acknowledged.
+  const sends = frames.sent.filter((f) => f.action === "sendMessage" && f.text === "exactly once");
+  expect(sends.length).toBeGreaterThan(1);
+  expect(new Set(sends.map((f) => f.clientMsgId)).size).toBe(1);
+  expect(frames.received).toContainEqual(
+    expect.objectContaining({ type: "ack", clientMsgId: sends[0]?.clientMsgId, seq: 2 }),
+  );
+  expect((await stack.rows(r)).map((row) => row.text)).toEqual(["first", "exactly once"]);
+  await alice.context().close();
+  await bob.context().close();
+});
+
+test("RATE_LIMITED and TOO_LARGE are told as sentences; the rate-limited messages still arrive, once each", async () => {
+  const r = room("limits");
+  const frames = recordFrames();
+  const carol = await signIn(browser, url, "lc", frames.watch);
+  await joinRoom(carol, r);
+  const count = BURST + 8;
+  const burst = Array.from({ length: count }, (_, i) => `burst ${i + 1}`);
+  for (const text of burst) await say(carol, text);
+  await carol
+    .getByRole("alert")
+    .getByText(/sending messages too fast/)
+    .waitFor({ timeout: SHOWN_MS });
+  await waitForNoPending(carol);
+  await waitForLog(
+    carol,
+    (t) =>
+      JSON.stringify(t.filter((x) => x.startsWith("burst ")).sort()) === JSON.stringify([...burst].sort()),
+    "each burst message once",
+  );
+  expect(frames.received.some((f) => f.type === "error" && f.code === "RATE_LIMITED")).toBe(true);
+  await stack.waitForRows(r, count);
+  const stored = (await stack.rows(r)).map((row) => row.text);
+  expect([...stored].sort()).toEqual([...burst].sort());
+  // Shown in the server's order (seq), which is the order stored.
+  expect((await logTexts(carol)).filter((t) => t.startsWith("burst "))).toEqual(stored);
+
+  await say(carol, "x".repeat(4001));
+  await carol
+    .getByRole("alert")
+    .getByText(/too long: a message holds at most 4,000 characters/)
+    .waitFor({
+      timeout: SHOWN_MS,
+    });
+  const failed = log(carol)
+    .getByRole("listitem")
+    .filter({ hasText: /^.*Not sent:/ });
+  await failed.waitFor({ timeout: SHOWN_MS });
+  await failed.getByRole("button", { name: "Discard" }).click();
+  await failed.waitFor({ state: "detached", timeout: SHOWN_MS });
+  await carol.context().close();
+});
