@@ -1,8 +1,11 @@
 /**
  * The protocol's names and server frames, with no dependency: the handlers that only answer
- * (ping, $default) import this alone and stay small. The schemas that parse frames are in
- * schemas.ts.
+ * (ping, $default) and the web client import this alone and stay small. The schemas that parse
+ * frames are in schemas.ts.
  */
+
+export const USER_ID_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
+export const ROOM_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** The actions of PROTOCOL.md's client frame table. */
 export const ACTIONS = [

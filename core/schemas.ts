@@ -8,8 +8,8 @@ import * as z from "./zod";
 
 export * from "./protocol";
 
-export const USER_ID_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
-export const ROOM_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+import { ROOM_ID_PATTERN, USER_ID_PATTERN } from "./protocol";
+
 export const CLIENT_MSG_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const MAX_TEXT_CODE_POINTS = 4000;
 export const MAX_NAME_LENGTH = 64;

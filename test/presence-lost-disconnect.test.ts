@@ -5,38 +5,21 @@
  * nor flap: a connection gone without `$disconnect` is found by asking API Gateway once it has been
  * idle that long, and a client that comes back within the grace shows no `offline`.
  */
-import { type Frame, TestClient } from "./support/client";
-import { startTestStack, type TestStack } from "./support/stack";
+import type { Frame, TestClient } from "./support/client";
+import { stackPerFile } from "./support/stack";
 
 const IDLE_MS = 4000;
 const LIFETIME_MS = 20_000;
 const GRACE_SECONDS = 2;
 
-let stack: TestStack;
-const clients: TestClient[] = [];
-
-beforeAll(async () => {
-  stack = await startTestStack({
-    fanoutWorkers: 1,
-    persisters: 0,
-    idleTimeoutMs: IDLE_MS,
-    maxLifetimeMs: LIFETIME_MS,
-    settings: { GATEWAY_DISCONNECT_DROP: "1", PRESENCE_GRACE_SECONDS: String(GRACE_SECONDS) },
-  });
+const { connect, room } = stackPerFile({
+  fanoutWorkers: 1,
+  persisters: 0,
+  idleTimeoutMs: IDLE_MS,
+  maxLifetimeMs: LIFETIME_MS,
+  settings: { GATEWAY_DISCONNECT_DROP: "1", PRESENCE_GRACE_SECONDS: String(GRACE_SECONDS) },
 });
 
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await stack?.stop();
-});
-
-async function connect(userId: string): Promise<TestClient> {
-  const client = await TestClient.connect(stack.url, { token: await stack.token(userId) });
-  clients.push(client);
-  return client;
-}
-
-const room = (name: string) => `${stack.id}-${name}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Keeps a client from idling, as a client's periodic ping does. */

@@ -5,34 +5,16 @@
  * when late, and access. The room's fan-out stream carries presence and typing in order with its
  * messages, so a message sent after an action proves what that action did or did not announce.
  */
-import { type Frame, TestClient } from "./support/client";
-import { startTestStack, type TestStack } from "./support/stack";
+import type { Frame, TestClient } from "./support/client";
+import { stackPerFile } from "./support/stack";
 
 const GRACE_SECONDS = 3;
 
-let stack: TestStack;
-const clients: TestClient[] = [];
-
-beforeAll(async () => {
-  stack = await startTestStack({
-    fanoutWorkers: 1,
-    persisters: 0,
-    settings: { PRESENCE_GRACE_SECONDS: String(GRACE_SECONDS) },
-  });
+const { stack, connect, room } = stackPerFile({
+  fanoutWorkers: 1,
+  persisters: 0,
+  settings: { PRESENCE_GRACE_SECONDS: String(GRACE_SECONDS) },
 });
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await stack?.stop();
-});
-
-async function connect(userId: string, name?: string): Promise<TestClient> {
-  const client = await TestClient.connect(stack.url, { token: await stack.token(userId, name) });
-  clients.push(client);
-  return client;
-}
-
-const room = (name: string) => `${stack.id}-${name}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let marks = 0;
 
@@ -160,7 +142,7 @@ test("typing is dropped rather than delivered late: a stalled fan-out does not r
   for (const c of [frank, gina]) await c.request({ action: "joinRoom", roomId: id }, "joined");
   await mark(frank, gina, id);
 
-  const worker = stack.workers.find((w) => w.kind === "fanout");
+  const worker = stack().workers.find((w) => w.kind === "fanout");
   const pid = worker?.child.pid;
   if (pid === undefined) throw new Error("the stack runs no fan-out worker");
   // The fan-out stalls (as a long GC pause or a starved task would) while typing and a message wait.

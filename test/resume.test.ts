@@ -4,27 +4,16 @@
  * order), also in a reconnect storm while others keep sending, and is refused the rooms it may not
  * enter.
  */
-import { type Frame, TestClient } from "./support/client";
-import { startTestStack, type TestStack } from "./support/stack";
+import type { Frame, TestClient } from "./support/client";
+import { stackPerFile } from "./support/stack";
 
-let stack: TestStack;
-const clients: TestClient[] = [];
-
-beforeAll(async () => {
-  stack = await startTestStack({ fanoutWorkers: 1, persisters: 1 });
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await stack?.stop();
-});
+const session = stackPerFile({ fanoutWorkers: 1, persisters: 1 });
+const { room } = session;
 
 async function connect(userId: string): Promise<TestClient> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const client = await TestClient.connect(stack.url, { token: await stack.token(userId) });
-      clients.push(client);
-      return client;
+      return await session.connect(userId);
     } catch (error) {
       // A storm of reconnects may meet the gateway's new-connection throttle: back off and retry.
       if (attempt >= 20) throw error;
@@ -33,7 +22,6 @@ async function connect(userId: string): Promise<TestClient> {
   }
 }
 
-const room = (name: string) => `${stack.id}-${name}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The seqs of a room a connection received, live and in history frames, in arrival order. */

@@ -9,6 +9,7 @@ import { Client } from "pg";
 import { signToken } from "../../core/auth";
 import { isolatedNames } from "../../local/isolation";
 import { type RunningStack, type StackOptions, startStack } from "../../local/stack";
+import { TestClient } from "./client";
 
 export interface TestStack extends RunningStack {
   /** Unique to this stack: prefix room ids with it. */
@@ -93,5 +94,36 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
       await pg.end();
       await stack.stop();
     },
+  };
+}
+
+/**
+ * The usual set-up of a test file: one stack started before its tests and stopped after them, and
+ * clients that close with it.
+ */
+export function stackPerFile(opts: StackOptions = {}) {
+  let started: TestStack | undefined;
+  const clients: TestClient[] = [];
+  beforeAll(async () => {
+    started = await startTestStack(opts);
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await started?.stop();
+  });
+  const stack = (): TestStack => {
+    if (!started) throw new Error("the stack is started in beforeAll; use it inside a test");
+    return started;
+  };
+  return {
+    stack,
+    /** A connection of the user, with a token the stack accepts. */
+    async connect(userId: string, name?: string): Promise<TestClient> {
+      const client = await TestClient.connect(stack().url, { token: await stack().token(userId, name) });
+      clients.push(client);
+      return client;
+    },
+    /** A room id of this stack's own. */
+    room: (name: string) => `${stack().id}-${name}`,
   };
 }

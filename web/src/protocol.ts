@@ -4,24 +4,18 @@
  * field where they are used; a frame of an unknown type is ignored, as the protocol only adds.
  */
 
+import type { MessageFrame } from "../../core/protocol";
+
+export { ROOM_ID_PATTERN, USER_ID_PATTERN } from "../../core/protocol";
+
 export type RoomKind = "public" | "private" | "direct";
 
-export interface ChatMessage {
-  roomId: string;
-  messageId: string;
-  seq: number;
-  senderId: string;
-  senderName?: string;
-  text: string;
-  sentAt: string;
-}
+/** A message as the client keeps it: the server's message frame without its `type`. */
+export type ChatMessage = Omit<MessageFrame, "type">;
 
 /** A server frame: an object with a `type`; the rest is read where it is used. */
 // biome-ignore lint/suspicious/noExplicitAny: frames are JSON of many shapes, read field by field
 export type ServerFrame = { type: string } & Record<string, any>;
-
-export const USER_ID_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
-export const ROOM_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Parses one WebSocket message: one frame, or several separated by "\n" (connected with batch=1). */
 export function parseFrames(data: string): ServerFrame[] {
