@@ -9,6 +9,7 @@ import { type Browser, type BrowserContext, chromium, type Locator, type Page } 
 import type { StackOptions } from "../../local/stack";
 import { createWebHandler } from "../../local/web";
 import { startTestStack, type TestStack } from "../support/stack";
+import { TcpProxy } from "../support/tcp-proxy";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
@@ -33,6 +34,45 @@ export async function startWebStack(opts: StackOptions & { pingSeconds?: number 
   const stack = await startTestStack({ ...opts, httpHandler });
   secret = stack.env.JWT_SECRET as string;
   return stack;
+}
+
+/** What a browser test file works with; filled in before its first test. */
+export interface WebSession {
+  stack: TestStack;
+  browser: Browser;
+  /** The web client's address. */
+  url: string;
+  /** A TCP proxy in front of the gateway that the test can cut (with `proxy: true`). */
+  proxy: TcpProxy;
+  /** A room id of this stack's own. */
+  room(name: string): string;
+}
+
+/**
+ * The set-up of a browser test file: a web stack and a Chromium started before its tests (and, with
+ * `proxy`, a proxy to the gateway), its pages closed after each test, everything stopped after all.
+ */
+export function webSessionPerFile(
+  opts: StackOptions & { pingSeconds?: number; proxy?: boolean } = {},
+): WebSession {
+  const { proxy: withProxy, ...stackOptions } = opts;
+  const session = { room: (name: string) => `${session.stack.id}-${name}` } as WebSession;
+  beforeAll(async () => {
+    [session.stack, session.browser] = await Promise.all([startWebStack(stackOptions), launchBrowser()]);
+    session.url = `http://127.0.0.1:${session.stack.gateway.port}/`;
+    if (withProxy)
+      session.proxy = await TcpProxy.start({ host: "127.0.0.1", port: session.stack.gateway.port });
+  });
+  afterEach(async () => {
+    session.proxy?.pass();
+    await closePages();
+  });
+  afterAll(async () => {
+    await session.browser?.close();
+    await session.proxy?.close();
+    await session.stack?.stop();
+  });
+  return session;
 }
 
 /** How long a test waits for something the page should show. */

@@ -5,44 +5,17 @@
  * uses keeps its one socket, because it pings (here every second, as the timeout is 2.5 seconds; the
  * page's default is every 4 minutes against API Gateway's 10).
  */
-import type { Browser } from "playwright-core";
-import type { TestStack } from "../support/stack";
-import {
-  closePages,
-  joinRoom,
-  launchBrowser,
-  say,
-  signIn,
-  startWebStack,
-  waitForExactly,
-  waitForNoPending,
-} from "./browser";
+import { joinRoom, say, signIn, waitForExactly, waitForNoPending, webSessionPerFile } from "./browser";
 
 const LIFETIME_MS = 6000;
 const IDLE_MS = 2500;
 
-let stack: TestStack;
-let browser: Browser;
-let url: string;
-
-beforeAll(async () => {
-  [stack, browser] = await Promise.all([
-    startWebStack({ maxLifetimeMs: LIFETIME_MS, idleTimeoutMs: IDLE_MS, pingSeconds: 1 }),
-    launchBrowser(),
-  ]);
-  url = `http://127.0.0.1:${stack.gateway.port}/`;
-});
-
-afterEach(() => closePages());
-
-afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const web = webSessionPerFile({ maxLifetimeMs: LIFETIME_MS, idleTimeoutMs: IDLE_MS, pingSeconds: 1 });
+const { room } = web;
 
 test("the connection's lifetime cap passes unnoticed: no Reconnecting…, no gap, no duplicate", async () => {
-  const r = `${stack.id}-cap`;
-  const alice = await signIn(browser, url, "la");
+  const r = room("cap");
+  const alice = await signIn(web.browser, web.url, "la");
   // Every state the status element shows from now on.
   // (A string, not a function: this project's type check has no DOM library.)
   await alice.evaluate(`(() => {
@@ -55,7 +28,7 @@ test("the connection's lifetime cap passes unnoticed: no Reconnecting…, no gap
   let sockets = 0;
   alice.on("websocket", () => sockets++);
   await joinRoom(alice, r);
-  const bob = await signIn(browser, url, "lb");
+  const bob = await signIn(web.browser, web.url, "lb");
   await joinRoom(bob, r);
 
   const texts: string[] = [];
@@ -79,9 +52,9 @@ test("the connection's lifetime cap passes unnoticed: no Reconnecting…, no gap
 });
 
 test("a quiet page is never closed for idling: its pings keep each connection until the lifetime cap", async () => {
-  const r = `${stack.id}-quiet`;
+  const r = room("quiet");
   const lives: { opened: number; closed?: number }[] = [];
-  const alice = await signIn(browser, url, "qa", (page) =>
+  const alice = await signIn(web.browser, web.url, "qa", (page) =>
     page.on("websocket", (ws) => {
       const life: { opened: number; closed?: number } = { opened: Date.now() };
       lives.push(life);
@@ -93,7 +66,7 @@ test("a quiet page is never closed for idling: its pings keep each connection un
   await joinRoom(alice, r);
   // Nobody types for twice the idle timeout.
   await alice.waitForTimeout(IDLE_MS * 2);
-  const bob = await signIn(browser, url, "qb");
+  const bob = await signIn(web.browser, web.url, "qb");
   await joinRoom(bob, r);
   await say(bob, "still with me?");
   await waitForExactly(alice, ["still with me?"], () => true);

@@ -5,55 +5,30 @@
  * again with the same clientMsgId and stored and shown once; RATE_LIMITED and TOO_LARGE are told as
  * sentences, and rate-limited sends still arrive, once each.
  */
-import type { Browser, Page } from "playwright-core";
-import type { TestStack } from "../support/stack";
-import { TcpProxy } from "../support/tcp-proxy";
+import type { Page } from "playwright-core";
 import {
-  closePages,
   connected,
   joinRoom,
-  launchBrowser,
   log,
   logTexts,
   SHOWN_MS,
   say,
   sayAndWait,
   signIn,
-  startWebStack,
   stateIs,
   waitForExactly,
   waitForLog,
   waitForNoPending,
+  webSessionPerFile,
 } from "./browser";
 
 const BURST = 4;
 
-let stack: TestStack;
-let browser: Browser;
-let url: string;
-let proxy: TcpProxy;
-
-beforeAll(async () => {
-  [stack, browser] = await Promise.all([
-    startWebStack({ settings: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: String(BURST) } }),
-    launchBrowser(),
-  ]);
-  url = `http://127.0.0.1:${stack.gateway.port}/`;
-  proxy = await TcpProxy.start({ host: "127.0.0.1", port: stack.gateway.port });
+const web = webSessionPerFile({
+  settings: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: String(BURST) },
+  proxy: true,
 });
-
-afterEach(async () => {
-  proxy.pass();
-  await closePages();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await proxy?.close();
-  await stack?.stop();
-});
-
-const room = (name: string) => `${stack.id}-${name}`;
+const { room } = web;
 
 /** The frames a page sends and receives on all its WebSockets, parsed (pass `watch` to signIn). */
 function recordFrames() {
@@ -74,9 +49,9 @@ function recordFrames() {
 test("a dropped network: the page says Reconnecting…, comes back and shows every message once, in order, while the other person kept sending", async () => {
   const r = room("drop");
   const frames = recordFrames();
-  const alice = await signIn(browser, `http://127.0.0.1:${proxy.port}/`, "na", frames.watch);
+  const alice = await signIn(web.browser, `http://127.0.0.1:${web.proxy.port}/`, "na", frames.watch);
   await joinRoom(alice, r);
-  const bob = await signIn(browser, url, "nb");
+  const bob = await signIn(web.browser, web.url, "nb");
   await joinRoom(bob, r);
   const texts: string[] = [];
   const bobSays = async (text: string) => {
@@ -88,13 +63,13 @@ test("a dropped network: the page says Reconnecting…, comes back and shows eve
 
   // From now on every answer to Alice's page cuts its connection: the next message kills the socket,
   // and every reconnection dies at its upgrade.
-  proxy.drop();
+  web.proxy.drop();
   await bobSays("during 1");
   await stateIs(alice, "Reconnecting…");
   for (let i = 2; i <= 6; i++) await bobSays(`during ${i}`);
   expect(await logTexts(alice)).not.toContain("during 6");
   // The network is back; Bob does not wait for Alice.
-  proxy.pass();
+  web.proxy.pass();
   for (let i = 1; i <= 3; i++) await bobSays(`after ${i}`);
   await connected(alice);
   await waitForExactly(alice, texts, () => true);
@@ -112,22 +87,22 @@ test("a dropped network: the page says Reconnecting…, comes back and shows eve
 test("a send whose ack was lost is sent again with the same clientMsgId: stored once, shown once", async () => {
   const r = room("retry");
   const frames = recordFrames();
-  const alice = await signIn(browser, `http://127.0.0.1:${proxy.port}/`, "ra", frames.watch);
+  const alice = await signIn(web.browser, `http://127.0.0.1:${web.proxy.port}/`, "ra", frames.watch);
   await joinRoom(alice, r);
-  const bob = await signIn(browser, url, "rb");
+  const bob = await signIn(web.browser, web.url, "rb");
   await joinRoom(bob, r);
   await sayAndWait(alice, "first");
   await waitForExactly(bob, ["first"], () => true);
 
   // The request reaches the server; the answer is lost with the connection.
-  proxy.drop();
+  web.proxy.drop();
   await say(alice, "exactly once");
   await stateIs(alice, "Reconnecting…");
   await log(alice).getByText("Sending…").waitFor({ timeout: SHOWN_MS });
-  await stack.waitForRows(r, 2);
-  expect((await stack.rows(r)).map((row) => row.text)).toEqual(["first", "exactly once"]);
+  await web.stack.waitForRows(r, 2);
+  expect((await web.stack.rows(r)).map((row) => row.text)).toEqual(["first", "exactly once"]);
 
-  proxy.pass();
+  web.proxy.pass();
   await connected(alice);
   await waitForNoPending(alice);
   await waitForExactly(alice, ["first", "exactly once"], () => true);
@@ -139,7 +114,7 @@ test("a send whose ack was lost is sent again with the same clientMsgId: stored 
   expect(frames.received).toContainEqual(
     expect.objectContaining({ type: "ack", clientMsgId: sends[0]?.clientMsgId, seq: 2 }),
   );
-  expect((await stack.rows(r)).map((row) => row.text)).toEqual(["first", "exactly once"]);
+  expect((await web.stack.rows(r)).map((row) => row.text)).toEqual(["first", "exactly once"]);
   await alice.context().close();
   await bob.context().close();
 });
@@ -147,7 +122,7 @@ test("a send whose ack was lost is sent again with the same clientMsgId: stored 
 test("RATE_LIMITED and TOO_LARGE are told as sentences; the rate-limited messages still arrive, once each", async () => {
   const r = room("limits");
   const frames = recordFrames();
-  const carol = await signIn(browser, url, "lc", frames.watch);
+  const carol = await signIn(web.browser, web.url, "lc", frames.watch);
   await joinRoom(carol, r);
   const count = BURST + 8;
   const burst = Array.from({ length: count }, (_, i) => `burst ${i + 1}`);
@@ -164,8 +139,8 @@ test("RATE_LIMITED and TOO_LARGE are told as sentences; the rate-limited message
     "each burst message once",
   );
   expect(frames.received.some((f) => f.type === "error" && f.code === "RATE_LIMITED")).toBe(true);
-  await stack.waitForRows(r, count);
-  const stored = (await stack.rows(r)).map((row) => row.text);
+  await web.stack.waitForRows(r, count);
+  const stored = (await web.stack.rows(r)).map((row) => row.text);
   expect([...stored].sort()).toEqual([...burst].sort());
   // Shown in the server's order (seq), which is the order stored.
   expect((await logTexts(carol)).filter((t) => t.startsWith("burst "))).toEqual(stored);

@@ -3,55 +3,27 @@
  * Chromium against the local stack): who is online, "… is typing", someone leaving, and a page that
  * comes back after a dropped network with one `resume` from the last seq it saw rather than joins.
  */
-import type { Browser, Page } from "playwright-core";
-import type { TestStack } from "../support/stack";
-import { TcpProxy } from "../support/tcp-proxy";
+import type { Page } from "playwright-core";
 import {
-  closePages,
   connected,
   joinRoom,
-  launchBrowser,
   SHOWN_MS,
   sayAndWait,
   signIn,
-  startWebStack,
   stateIs,
   waitForExactly,
+  webSessionPerFile,
 } from "./browser";
 
-let stack: TestStack;
-let browser: Browser;
-let url: string;
-let proxy: TcpProxy;
-
-beforeAll(async () => {
-  [stack, browser] = await Promise.all([
-    startWebStack({ settings: { PRESENCE_GRACE_SECONDS: "1" } }),
-    launchBrowser(),
-  ]);
-  url = `http://127.0.0.1:${stack.gateway.port}/`;
-  proxy = await TcpProxy.start({ host: "127.0.0.1", port: stack.gateway.port });
-});
-
-afterEach(async () => {
-  proxy.pass();
-  await closePages();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await proxy?.close();
-  await stack?.stop();
-});
-
-const room = (name: string) => `${stack.id}-${name}`;
+const web = webSessionPerFile({ settings: { PRESENCE_GRACE_SECONDS: "1" }, proxy: true });
+const { room } = web;
 const online = (page: Page) => page.getByText(/^Online: /);
 
 test("who is online, who is typing, and who left", async () => {
   const r = room("presence");
-  const alice = await signIn(browser, url, "oa");
+  const alice = await signIn(web.browser, web.url, "oa");
   await joinRoom(alice, r);
-  const bob = await signIn(browser, url, "ob");
+  const bob = await signIn(web.browser, web.url, "ob");
   await joinRoom(bob, r);
   await online(alice)
     .filter({ hasText: /\bob\b/ })
@@ -78,7 +50,7 @@ test("who is online, who is typing, and who left", async () => {
 
 test("after a dropped network the page sends one resume from the last seq it saw, not joins", async () => {
   const r = room("resume");
-  const alice = await signIn(browser, `http://127.0.0.1:${proxy.port}/`, "ra");
+  const alice = await signIn(web.browser, `http://127.0.0.1:${web.proxy.port}/`, "ra");
   const sent: Record<string, unknown>[] = [];
   const received: Record<string, unknown>[] = [];
   alice.on("websocket", (ws) => {
@@ -88,19 +60,19 @@ test("after a dropped network the page sends one resume from the last seq it saw
     });
   });
   await joinRoom(alice, r);
-  const bob = await signIn(browser, url, "rb");
+  const bob = await signIn(web.browser, web.url, "rb");
   await joinRoom(bob, r);
   const texts = ["one", "two", "three"];
   for (const t of texts) await sayAndWait(bob, t);
   await waitForExactly(alice, texts, () => true);
   const before = sent.length;
 
-  proxy.drop();
+  web.proxy.drop();
   await sayAndWait(bob, "four");
   await stateIs(alice, "Reconnecting…");
   await sayAndWait(bob, "five");
   await waitForExactly(bob, [...texts, "four", "five"], () => true);
-  proxy.pass();
+  web.proxy.pass();
   await connected(alice);
   await waitForExactly(alice, [...texts, "four", "five"], () => true);
 
