@@ -126,6 +126,8 @@ export async function openConnections(
 export async function connect(
   deps: ConnectDeps,
   caller: Caller,
+  /** `batch`: the client asked for batched frames (`batch=1` at connect; PROTOCOL.md). */
+  options: { batch?: boolean } = {},
 ): Promise<{ ok: true } | { ok: false; code: "TOO_MANY_CONNECTIONS" }> {
   const open = await openConnections(deps, caller.userId);
   if (open.filter((id) => id !== caller.connectionId).length >= deps.limits.maxConnectionsPerUser) {
@@ -137,6 +139,7 @@ export async function connect(
     name: caller.name,
     connectedAt: (deps.now ?? Date.now)(),
     expiresAt: expiresAt(deps),
+    ...(options.batch ? { batch: true } : {}),
   });
   return { ok: true };
 }

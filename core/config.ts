@@ -234,6 +234,8 @@ export function loadConfig(env: Env = process.env) {
             leaseMs: positiveInt(3000),
             sweepAfterMs: positiveInt(10_000),
             workerId: z.optional(z.string()),
+            // The container's health endpoint (ECS and the image's HEALTHCHECK ask GET /health).
+            healthPort: z.optional(z.coerce.number().check(z.int(), z.minimum(0))),
           },
           {
             shards: "FANOUT_SHARDS",
@@ -241,6 +243,7 @@ export function loadConfig(env: Env = process.env) {
             leaseMs: "FANOUT_LEASE_MS",
             sweepAfterMs: "FANOUT_SWEEP_AFTER_MS",
             workerId: "WORKER_ID",
+            healthPort: "HEALTH_PORT",
           },
         ),
       ),

@@ -13,6 +13,8 @@ export interface ConnectionRecord {
   connectedAt: number;
   /** Epoch seconds after which DynamoDB's TTL may delete the record. */
   expiresAt: number;
+  /** Connected with `batch=1`: accepts several frames in one, separated by "\n" (PROTOCOL.md). */
+  batch?: boolean;
 }
 
 /** A member connection of a room. */
@@ -41,6 +43,8 @@ export interface ConnectionStore {
   isMember(connectionId: string, roomId: string): Promise<boolean>;
   /** The room's members, one page per item (one paginated Query, no Scan). */
   listMembers(roomId: string): AsyncIterable<Member[]>;
+  /** Which of these connections accept batched frames (recorded at `$connect`); none when absent. */
+  batchingConnections?(connectionIds: string[]): Promise<Set<string>>;
 }
 
 /** Public: anyone may join (every v1 room). Private: its owner and invitees. Direct: its two users. */
@@ -249,7 +253,6 @@ export interface ConnectionProbe {
 export interface ConnectionGateway {
   /** Answers "gone" when the connection no longer exists (HTTP 410). Other failures throw. */
   post(connectionId: string, data: string): Promise<"ok" | "gone">;
-  close(connectionId: string): Promise<void>;
 }
 
 /** The durable log of accepted messages (Kafka). */

@@ -18,6 +18,7 @@ export async function handler(event: WebSocketEvent): Promise<HandlerResult> {
         connectionTtlSeconds: config.table().connectionTtlSeconds,
       },
       caller,
+      { batch: event.queryStringParameters?.batch === "1" },
     );
     if (!outcome.ok) {
       log.info({ connectionId: caller.connectionId }, "connection refused: the user has too many");

@@ -21,6 +21,8 @@ export interface WebSocketEvent {
   };
   body?: string | null;
   isBase64Encoded?: boolean;
+  /** `$connect` only: the upgrade request's query string (`batch=1` asks for batched frames). */
+  queryStringParameters?: Record<string, string | undefined> | null;
 }
 
 export interface AuthorizerEvent {

@@ -536,6 +536,9 @@ describe("workers", () => {
     );
     expect(Object.keys(envOf(fanout))).not.toContain("DATABASE_SECRET_ARN");
     expect(envOf(fanout).FANOUT_SHARDS).toBe("16");
+    // The fan-out worker has a container health check of its own too.
+    expect(envOf(fanout).HEALTH_PORT).toBe("8080");
+    expect(fanout.HealthCheck).toBeDefined();
     // The persister reaches PostgreSQL with sslmode=verify-full: it trusts the bundle in its image.
     expect(envOf(persister)).toMatchObject({ NODE_EXTRA_CA_CERTS: WORKER_CA_BUNDLE });
   });
@@ -572,6 +575,7 @@ describe("monitoring", () => {
         "MessagesInPerSec",
         "KafkaDataLogsDiskUsed",
         "DatabaseMemoryUsagePercentage",
+        "FanoutEntriesTrimmedUndelivered",
       ]),
     );
     for (const a of alarms) expect(a.AlarmActions).toHaveLength(1);

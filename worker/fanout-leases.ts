@@ -6,6 +6,7 @@
  */
 import type { Redis } from "ioredis";
 import { keys } from "../core/adapters/redis";
+import { nextId } from "./fanout-entries";
 
 const streamKey = keys.stream;
 
@@ -29,26 +30,65 @@ const RELEASE = `${ALLOW_OOM}
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 /**
- * Moves the shard's cursor past a batch, only while the caller still holds the lease (a fence against
- * a late writer). The batch's start is kept and its record of started entries emptied, so that a
- * new owner can finish a batch its previous owner died in.
+ * Moves the shard's cursor past a batch just read, only while the caller still holds the lease (a
+ * fence against a late writer), and records how far delivery is complete: every entry up to the
+ * watermark (`start`) is delivered, so it leaves the record of started entries and the stream.
+ * Entries between the watermark and the cursor are in delivery; a new owner finishes those that
+ * had not started. It also counts the entries read, for the check of entries trimmed unread.
  */
 const ADVANCE = `${ALLOW_OOM}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local previous = redis.call('GET', KEYS[2])
-if previous then redis.call('SET', KEYS[3], previous) else redis.call('DEL', KEYS[3]) end
 redis.call('SET', KEYS[2], ARGV[2])
-redis.call('DEL', KEYS[4])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3]) end
+if tonumber(ARGV[5]) > 0 then redis.call('INCRBY', KEYS[6], ARGV[5]) end
+for i = 6, #ARGV do redis.call('SREM', KEYS[4], ARGV[i]) end
+if ARGV[4] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', '=', ARGV[4]) end
 return 1`;
 
 /**
- * Claims an entry of the current batch for delivery: only while the caller holds the lease, and only
- * once (SADD answers 0 when another owner already began it). A stale owner whose lease passed to
- * another worker, still delivering its batch, is stopped here instead of delivering twice.
+ * Entries trimmed from the stream before any owner read them (the publish side caps the stream's
+ * length; a backlog past the cap loses its oldest entries). Checked when the owner has caught up
+ * (no entry after its cursor is left): every entry ever added is then either read or lost, so
+ * lost = added - read - (what was there before the first check), less what was counted before.
+ * Answers the newly lost, or -1 (not the owner), -2 (not caught up; nothing checked).
+ */
+const TRIMMED = `${ALLOW_OOM}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
+local info = redis.call('XINFO', 'STREAM', KEYS[2])
+local last, added
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1] elseif info[i] == 'entries-added' then added = tonumber(info[i + 1]) end
+end
+if not added then return -2 end
+if last ~= ARGV[2] then
+  -- Not caught up, unless every entry after the cursor is gone (trimmed before it was read).
+  if #redis.call('XRANGE', KEYS[2], '(' .. ARGV[2], '+', 'COUNT', 1) > 0 then return -2 end
+end
+local read = tonumber(redis.call('GET', KEYS[3]) or '0')
+local base = redis.call('GET', KEYS[4])
+local counted = tonumber(redis.call('GET', KEYS[5]) or '0')
+if not base then redis.call('SET', KEYS[4], added - read) return 0 end
+local lost = added - read - tonumber(base) - counted
+if lost < 0 then
+  redis.call('SET', KEYS[4], added - read)
+  redis.call('SET', KEYS[5], 0)
+  return 0
+end
+if lost > 0 then redis.call('INCRBY', KEYS[5], lost) end
+return lost`;
+
+/**
+ * Claims entries of the current batch for delivery: only while the caller holds the lease (-1
+ * otherwise), and each only once (SADD answers 0 when another owner already began it). A stale
+ * owner whose lease passed to another worker, still delivering, is stopped here instead of
+ * delivering twice.
  */
 const CLAIM = `${ALLOW_OOM}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('SADD', KEYS[2], ARGV[2])`;
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local out = {}
+for i = 2, #ARGV do out[i - 1] = redis.call('SADD', KEYS[2], ARGV[i]) end
+return out`;
 
 export const leaseKeys = {
   workers: "fanout:workers",
@@ -56,8 +96,12 @@ export const leaseKeys = {
   cursor: (shard: number) => `fanout:cursor:${shard}`,
   /** Where the batch up to the cursor began (exclusive). */
   batchStart: (shard: number) => `fanout:start:${shard}`,
-  /** Entries of the current batch whose delivery began. */
+  /** Entries past the watermark whose delivery began. */
   started: (shard: number) => `fanout:started:${shard}`,
+  /** Entries read from the stream by its owners, over time; and what the check of trimmed entries keeps. */
+  read: (shard: number) => `fanout:read:${shard}`,
+  base: (shard: number) => `fanout:base:${shard}`,
+  trimmed: (shard: number) => `fanout:trimmed:${shard}`,
 };
 
 type LeaseRedis = Redis & {
@@ -65,15 +109,9 @@ type LeaseRedis = Redis & {
   fanoutHeartbeat(key: string, now: number, owner: string, ms: number): Promise<number>;
   fanoutRenew(key: string, owner: string, ms: number): Promise<number>;
   fanoutRelease(key: string, owner: string): Promise<number>;
-  fanoutClaim(lease: string, started: string, owner: string, id: string): Promise<number>;
-  fanoutAdvance(
-    lease: string,
-    cursor: string,
-    start: string,
-    started: string,
-    owner: string,
-    id: string,
-  ): Promise<number>;
+  fanoutClaim(lease: string, started: string, owner: string, ...ids: string[]): Promise<number | number[]>;
+  fanoutAdvance(...keysAndArgs: string[]): Promise<number>;
+  fanoutTrimmed(...keysAndArgs: string[]): Promise<number>;
 };
 
 export class ShardLeases {
@@ -89,7 +127,8 @@ export class ShardLeases {
     redis.defineCommand("fanoutHeartbeat", { numberOfKeys: 1, lua: HEARTBEAT });
     redis.defineCommand("fanoutRenew", { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand("fanoutRelease", { numberOfKeys: 1, lua: RELEASE });
-    redis.defineCommand("fanoutAdvance", { numberOfKeys: 4, lua: ADVANCE });
+    redis.defineCommand("fanoutAdvance", { numberOfKeys: 6, lua: ADVANCE });
+    redis.defineCommand("fanoutTrimmed", { numberOfKeys: 5, lua: TRIMMED });
     redis.defineCommand("fanoutClaim", { numberOfKeys: 2, lua: CLAIM });
     this.redis = redis as LeaseRedis;
   }
@@ -123,14 +162,18 @@ export class ShardLeases {
   }
 
   /**
-   * Records that delivery of an entry begins, if this worker still holds the shard's lease and no
-   * one began it before; false means the entry must not be delivered by this worker.
+   * Records that delivery of these entries begins, if this worker still holds the shard's lease:
+   * answers, per id, whether this worker may deliver it (false: another owner began it), or
+   * undefined when the lease is lost and nothing may be delivered.
    */
-  async claim(shard: number, id: string): Promise<boolean> {
-    return (
-      (await this.redis.fanoutClaim(leaseKeys.lease(shard), leaseKeys.started(shard), this.workerId, id)) ===
-      1
+  async claim(shard: number, ids: string[]): Promise<boolean[] | undefined> {
+    const out = await this.redis.fanoutClaim(
+      leaseKeys.lease(shard),
+      leaseKeys.started(shard),
+      this.workerId,
+      ...ids,
     );
+    return Array.isArray(out) ? out.map((n) => n === 1) : undefined;
   }
 
   /**
@@ -139,7 +182,7 @@ export class ShardLeases {
    */
   async unfinished(
     shard: number,
-  ): Promise<{ entries: [string, string[]][]; started: Set<string> } | undefined> {
+  ): Promise<{ entries: [string, string[]][]; started: Set<string>; start: string | undefined } | undefined> {
     const [cursor, start, started] = await Promise.all([
       this.redis.get(leaseKeys.cursor(shard)),
       this.redis.get(leaseKeys.batchStart(shard)),
@@ -150,20 +193,53 @@ export class ShardLeases {
       string,
       string[],
     ][];
-    return { entries, started: new Set(started) };
+    return { entries, started: new Set(started), start: start ?? undefined };
   }
 
-  /** Moves the cursor past `id`; false when the lease was lost, and the batch must not be delivered. */
-  async advance(shard: number, id: string): Promise<boolean> {
+  /**
+   * Moves the cursor to `cursor` (having read `read` more entries), and the watermark to `watermark`
+   * (every entry up to it delivered: `delivered` leave the started record, the stream is trimmed up
+   * to it); false when the lease was lost, and nothing read may be delivered.
+   */
+  async advance(
+    shard: number,
+    cursor: string,
+    read: number,
+    watermark: string | undefined,
+    delivered: string[],
+  ): Promise<boolean> {
     return (
       (await this.redis.fanoutAdvance(
         leaseKeys.lease(shard),
         leaseKeys.cursor(shard),
         leaseKeys.batchStart(shard),
         leaseKeys.started(shard),
+        streamKey(shard),
+        leaseKeys.read(shard),
         this.workerId,
-        id,
+        cursor,
+        watermark ?? "",
+        watermark ? nextId(watermark) : "",
+        String(read),
+        ...delivered,
       )) === 1
     );
+  }
+
+  /**
+   * Entries trimmed from the stream before they were read, newly found since the last check; 0
+   * when none, or when the check could not be made (the owner is not caught up to `cursor`).
+   */
+  async trimmedUnread(shard: number, cursor: string): Promise<number> {
+    const lost = await this.redis.fanoutTrimmed(
+      leaseKeys.lease(shard),
+      streamKey(shard),
+      leaseKeys.read(shard),
+      leaseKeys.base(shard),
+      leaseKeys.trimmed(shard),
+      this.workerId,
+      cursor,
+    );
+    return Math.max(0, lost);
   }
 }

@@ -2,23 +2,17 @@
  * The fan-out worker: reads the fan-out stream of the shards it owns, and posts each message to every
  * member connection of its room through the API Gateway management API.
  *
- * - Order: a room maps to one shard and a shard to one owner, which delivers a room's messages one
- *   after another; different rooms go out in parallel, bounded by `concurrency`.
- * - No double delivery: the owner moves the shard's cursor past a batch (fenced by its lease) before
- *   delivering it, and records each entry as started before posting it. A new owner finishes the
- *   batch its previous owner died in, skipping the entries that had started: those (at most one per
- *   room) may have reached some connections and not others, a gap their clients fill with
- *   getHistory. Nothing is ever delivered twice.
- * - Take-over: leases expire `leaseMs` after a worker stops renewing them; the others take its shards.
- * - Stale connections: a 410 removes the connection's records. Other failures are retried with
- *   capped, jittered backoff, then counted as failed.
- * - Messages accepted by Redis whose Kafka append was never confirmed (the sender's handler died
- *   between the two) are appended by a sweeper that one worker at a time runs, so every message that
- *   was delivered is also stored.
- * - A room whose stream waits for a seq that never came (its sender died between the ledger and
- *   Redis) is released after `releaseHeldMs`: its later messages go out, and the gap is a client's
- *   getHistory away.
- * - Delivered entries are trimmed from the stream, so its memory is what is still to deliver.
+ * The parts, each in a file of its own:
+ * - fanout-leases.ts: shard ownership (leases in Redis renewed by their owner; a dead worker's shards
+ *   go to the others when its leases expire), the cursor, the watermark and the started record;
+ * - fanout-shard.ts: one owned shard's loop: reads entries, works each room's queue in order (rooms
+ *   do not wait for each other), records what is delivered and trims it from the stream, and counts
+ *   entries trimmed before they were read;
+ * - fanout-delivery.ts: one outbox per connection (order per connection, batched frames for
+ *   connections that accept them, fair turns between rooms, retries, 410 handling);
+ * - fanout-members.ts: the bounded member cache;
+ * - fanout-sweeper.ts: appends to Kafka what was accepted but never confirmed, releases held rooms.
+ * This file balances shards between the live workers and wires the parts; `main` runs it.
  */
 
 import { randomUUID } from "node:crypto";
@@ -29,33 +23,48 @@ import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dyna
 import { createKafka, KafkaEventLog } from "../core/adapters/kafka";
 import { createManagementClient, ManagementApiGateway } from "../core/adapters/management";
 import { RedisPresence } from "../core/adapters/presence";
-import { keys, RedisMessageBus, redisOptions } from "../core/adapters/redis";
+import { RedisMessageBus, redisOptions } from "../core/adapters/redis";
 import { disconnect } from "../core/chat";
 import { config } from "../core/config";
 import { createLogger, type Logger } from "../core/logger";
-import type { ConnectionGateway, ConnectionStore, EventLog, Member, PresenceRegistry } from "../core/ports";
-import { type ChatMessage, ChatMessage as ChatMessageSchema, toMessageFrame } from "../core/schemas";
+import type { ConnectionGateway, ConnectionStore, EventLog, PresenceRegistry } from "../core/ports";
 import { redisPassword } from "../core/secrets";
-import { compiledOnFirstUse } from "../core/zod";
+import { Delivery } from "./fanout-delivery";
 import { ShardLeases } from "./fanout-leases";
-import { serveHealth } from "./health";
-import { onShutdown } from "./lifecycle";
+import { MemberCache } from "./fanout-members";
+import { RoomSeqs, type ShardCounts, ShardRunner } from "./fanout-shard";
+import { startSweeper } from "./fanout-sweeper";
+import { runWorker } from "./lifecycle";
+import { emitCount, TRIMMED_METRIC } from "./metrics";
 import { startPresenceReaper } from "./presence-reaper";
 
-/** The stream entry's message schema, compiled: every entry the worker reads is parsed with it. */
-const chatMessage = compiledOnFirstUse(ChatMessageSchema);
+export { nextId } from "./fanout-entries";
 
 export interface FanoutOptions {
   shards: number;
+  /** POSTs in flight at once, over every shard. */
   concurrency: number;
   leaseMs: number;
   workerId: string;
   /** Entries read from a shard at a time. */
   batchSize?: number;
+  /** Entries read and not yet delivered per shard, at most. */
+  maxPending?: number;
+  /** A room's entries in delivery at once, at most. */
+  roomWindow?: number;
   /** How long a room's member list may be reused while its membership version is unchanged. */
   memberCacheMs?: number;
+  /** Rooms and member entries the member cache holds at most. */
+  memberCacheRooms?: number;
+  memberCacheMembers?: number;
   /** Attempts of one post before it counts as failed. */
   postAttempts?: number;
+  /** How long a connection answering 429 is retried before its frames count as failed. */
+  throttleGiveUpMs?: number;
+  /** The largest body of one POST carrying batched frames, in bytes. */
+  maxBatchBytes?: number;
+  /** Stale connections removed at once (each a few DynamoDB calls). */
+  cleanupConcurrency?: number;
   /** Accepted messages older than this without a confirmed Kafka append are appended by the sweeper. */
   sweepAfterMs?: number;
   /** How long a room's stream waits for a missing seq before its later messages go out anyway. */
@@ -74,352 +83,162 @@ export interface FanoutDeps {
   /** Presence, which a connection found gone leaves (after its grace) as on `$disconnect`. */
   presence?: { registry: PresenceRegistry; times: { graceSeconds: number; idleSeconds: number } };
   logger: Logger;
+  /** Where counts that must alarm go (CloudWatch's embedded metric format on stdout by default). */
+  metric?: (name: string, value: number, dimensions: Record<string, string>) => void;
 }
 
-export interface FanoutStats {
+export interface FanoutStats extends ShardCounts {
+  /** Frames that reached a connection. */
   delivered: number;
+  /** POSTs that carried them (fewer when frames were batched). */
+  posts: number;
+  batched: number;
   gone: number;
+  /** Frames given up after retries, and messages whose members could not be listed. */
   failed: number;
   retried: number;
-  messages: number;
-  /** Entries at or below a seq already delivered in their room (a stream that went back), not sent. */
-  stale: number;
-  /** Notices (typing) that reached the worker after their `dropAfter`, dropped. */
-  late: number;
   swept: number;
+  /** Entries trimmed from the stream before they were read: never delivered. */
+  trimmed: number;
+  memberLists: number;
+  cachedRooms: number;
+  cachedMembers: number;
   shards: number[];
 }
 
-/** A message of a room, for its members. */
-interface MessageEntry {
-  kind: "message";
-  roomId: string;
-  message: ChatMessage;
-  membershipVersion: string;
-}
-
-/**
- * A frame for some connections, in order with the room's messages: for `connectionIds` (an
- * invitation, a removal) or for every member connection but `except` (presence, typing). `forget`:
- * list the room's members again before the next message; `dropAfter` (epoch ms): too late after it.
- */
-interface NoticeEntry {
-  kind: "notice";
-  roomId: string;
-  to: string[] | { room: true; except?: string; membershipVersion: string };
-  frame: object;
-  forget: boolean;
-  dropAfter?: number;
-}
-
-type Entry = MessageEntry | NoticeEntry;
-
-/** A counting semaphore: at most `limit` posts in flight across every shard of this worker. */
-function semaphore(limit: number) {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async <T>(work: () => Promise<T>): Promise<T> => {
-    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
-    try {
-      return await work();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The smallest stream entry id after `id` ("ms-seq"). */
-export function nextId(id: string): string {
-  const [ms, seq] = id.split("-");
-  return `${ms}-${Number(seq ?? 0) + 1}`;
-}
-
-/** Capped exponential backoff with full jitter. */
-export function backoffMs(attempt: number, baseMs = 50, capMs = 2000): number {
-  return Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
-}
-
 export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
-  const { redis, store, gateway, bus, logger } = deps;
-  const batchSize = options.batchSize ?? 200;
-  const memberCacheMs = options.memberCacheMs ?? 60_000;
-  const postAttempts = options.postAttempts ?? 4;
-  const sweepAfterMs = options.sweepAfterMs ?? 10_000;
-  const releaseHeldMs = options.releaseHeldMs ?? 2_000;
+  const { redis, store, bus, logger } = deps;
+  const metric = deps.metric ?? emitCount;
   const leases = new ShardLeases(redis, options.workerId, options.shards, options.leaseMs);
-  const limit = semaphore(options.concurrency);
-  const owned = new Set<number>();
-  const loops = new Map<number, Promise<void>>();
-  const members = new Map<string, { version: string; at: number; ids: Member[] }>();
-  /**
-   * The highest seq this worker delivered per room (the most recently active rooms): a seq at or
-   * below it is not delivered again, so a stream that went back (a Redis that lost its newest
-   * writes) neither doubles nor reorders what connections receive.
-   */
-  const delivered = new Map<string, number>();
-  const DELIVERED_ROOMS = 100_000;
-  const stats: FanoutStats = {
-    delivered: 0,
-    gone: 0,
-    failed: 0,
-    retried: 0,
-    messages: 0,
-    stale: 0,
-    late: 0,
-    swept: 0,
-    shards: [],
-  };
-  let stopping = false;
-  let ticker: NodeJS.Timeout | undefined;
-  let sweeper: NodeJS.Timeout | undefined;
-  let releaser: NodeJS.Timeout | undefined;
-  let ticking: Promise<void> = Promise.resolve();
+  const members = new MemberCache(store, {
+    ttlMs: options.memberCacheMs ?? 60_000,
+    maxRooms: options.memberCacheRooms ?? 10_000,
+    maxMembers: options.memberCacheMembers ?? 500_000,
+    maxFlags: 500_000,
+  });
+  const counts: ShardCounts = { messages: 0, stale: 0, late: 0, unlisted: 0 };
+  let swept = 0;
+  let trimmed = 0;
 
-  async function membersOf(roomId: string, version: string): Promise<Member[]> {
-    const cached = members.get(roomId);
-    if (cached && cached.version === version && Date.now() - cached.at < memberCacheMs) return cached.ids;
-    const ids: Member[] = [];
-    for await (const page of store.listMembers(roomId)) ids.push(...page);
-    members.set(roomId, { version, at: Date.now(), ids });
-    return ids;
-  }
-
-  async function dropConnection(connectionId: string): Promise<void> {
-    stats.gone++;
-    for (const entry of members.values())
-      entry.ids = entry.ids.filter((m) => m.connectionId !== connectionId);
-    try {
+  // Stale connections: each is removed once, a few at a time, whatever number of rooms and posts
+  // find it gone at once (a mass disconnect).
+  const cleanupConcurrency = options.cleanupConcurrency ?? 4;
+  const dropping = new Set<string>();
+  const toDrop: string[] = [];
+  let cleaning = 0;
+  const cleanNext = () => {
+    while (cleaning < cleanupConcurrency && toDrop.length > 0) {
+      const connectionId = toDrop.shift() as string;
+      cleaning++;
       const { presence } = deps;
-      const rooms = await disconnect(
+      disconnect(
         {
           store: async () => store,
           bus: async () => bus,
           ...(presence ? { presence: async () => presence.registry, presenceTimes: presence.times } : {}),
         },
         connectionId,
+      )
+        .then(
+          (rooms) => logger.info({ connectionId, rooms: rooms.length }, "removed a stale connection"),
+          (err: unknown) =>
+            logger.warn({ connectionId, err }, "could not remove a stale connection; its TTL will"),
+        )
+        .finally(() => {
+          cleaning--;
+          dropping.delete(connectionId);
+          cleanNext();
+        });
+    }
+  };
+  const delivery = new Delivery(
+    deps.gateway,
+    {
+      concurrency: options.concurrency,
+      attempts: options.postAttempts ?? 4,
+      throttleGiveUpMs: options.throttleGiveUpMs ?? 60_000,
+      maxBatchBytes: options.maxBatchBytes ?? 32 * 1024,
+    },
+    {
+      gone(connectionId) {
+        members.dropConnection(connectionId);
+        if (dropping.has(connectionId)) return;
+        dropping.add(connectionId);
+        toDrop.push(connectionId);
+        cleanNext();
+      },
+      failed(connectionId, err) {
+        logger.warn({ connectionId, err }, "delivery failed after retries");
+      },
+    },
+  );
+  const shardContext = {
+    leases,
+    newReader: deps.newReader,
+    members,
+    delivery,
+    lastSeq: new RoomSeqs(),
+    counts,
+    logger,
+    options: {
+      batchSize: options.batchSize ?? 200,
+      maxPending: options.maxPending ?? 5000,
+      roomWindow: options.roomWindow ?? 64,
+      listAttempts: options.postAttempts ?? 4,
+      handoverMs: Math.max(500, Math.floor(options.leaseMs / 2)),
+    },
+    onTrimmed(shard: number, count: number) {
+      trimmed += count;
+      logger.error(
+        { shard, count },
+        "fan-out entries were trimmed from the stream before they were delivered; their rooms' clients see a gap",
       );
-      logger.info({ connectionId, rooms: rooms.length }, "removed a stale connection");
-    } catch (err) {
-      logger.warn({ connectionId, err }, "could not remove a stale connection; its TTL will");
-    }
-  }
+      metric(TRIMMED_METRIC, count, { Service: "fanout" });
+    },
+  };
+  const runners = new Map<number, ShardRunner>();
+  const loops = new Map<number, Promise<void>>();
+  const owned = () => [...runners.values()].filter((r) => r.owned).map((r) => r.shard);
+  let stopping = false;
+  let ticker: NodeJS.Timeout | undefined;
+  let stopSweeper: (() => void) | undefined;
+  let ticking: Promise<void> = Promise.resolve();
 
-  async function post(connectionId: string, data: string): Promise<void> {
-    // 429 LimitExceededException (the account's request rate, which every API of the account shares,
-    // or the client's full buffer) is not a failure: back off (capped, jittered) and post again, so
-    // nothing is dropped, and the room's next message waits for this one, so its order holds. Only a
-    // client that stays full for THROTTLE_GIVE_UP_MS is given up on, so that it cannot stall its room
-    // for good: its client fills the gap with getHistory, as after any failed delivery.
-    const THROTTLE_GIVE_UP_MS = 60_000;
-    let throttledSince: number | undefined;
-    let throttles = 0;
-    for (let attempt = 0; ; ) {
-      try {
-        if ((await gateway.post(connectionId, data)) === "gone") return dropConnection(connectionId);
-        stats.delivered++;
-        return;
-      } catch (err) {
-        const e = err as { name?: string; throttled?: boolean; $metadata?: { httpStatusCode?: number } };
-        if (
-          e?.throttled === true ||
-          e?.name === "LimitExceededException" ||
-          e?.$metadata?.httpStatusCode === 429
-        ) {
-          throttledSince ??= Date.now();
-          if (Date.now() - throttledSince < THROTTLE_GIVE_UP_MS) {
-            stats.retried++;
-            await sleep(backoffMs(Math.min(throttles++, 6), 50, 1000));
-            continue;
-          }
-        }
-        if (++attempt >= postAttempts) {
-          stats.failed++;
-          logger.warn({ connectionId, err }, "delivery failed after retries");
-          return;
-        }
-        stats.retried++;
-        await sleep(backoffMs(attempt - 1));
-      }
-    }
-  }
+  const stats = (): FanoutStats => {
+    const usage = members.usage();
+    return {
+      ...counts,
+      delivered: delivery.stats.delivered,
+      posts: delivery.stats.posts,
+      batched: delivery.stats.batched,
+      gone: delivery.stats.gone,
+      failed: delivery.stats.failed + counts.unlisted,
+      retried: delivery.stats.retried,
+      swept,
+      trimmed,
+      memberLists: members.lists,
+      cachedRooms: usage.rooms,
+      cachedMembers: usage.members,
+      shards: owned().sort((a, b) => a - b),
+    };
+  };
 
-  async function deliver(entry: MessageEntry): Promise<void> {
-    const { roomId, seq } = entry.message;
-    const last = delivered.get(roomId);
-    if (last !== undefined && seq <= last) {
-      stats.stale++;
-      return;
-    }
-    const ids = await membersOf(roomId, entry.membershipVersion);
-    const data = JSON.stringify(toMessageFrame(entry.message));
-    await Promise.all(
-      ids.filter((m) => m.joinedSeq < seq).map((m) => limit(() => post(m.connectionId, data))),
-    );
-    delivered.delete(roomId);
-    delivered.set(roomId, seq);
-    if (delivered.size > DELIVERED_ROOMS) delivered.delete(delivered.keys().next().value as string);
-    stats.messages++;
-  }
-
-  async function notice(entry: NoticeEntry): Promise<void> {
-    if (entry.forget) members.delete(entry.roomId);
-    if (entry.dropAfter !== undefined && Date.now() > entry.dropAfter) {
-      stats.late++;
-      return;
-    }
-    const { to } = entry;
-    const ids = Array.isArray(to)
-      ? to
-      : (await membersOf(entry.roomId, to.membershipVersion))
-          .map((m) => m.connectionId)
-          .filter((id) => id !== to.except);
-    const data = JSON.stringify(entry.frame);
-    await Promise.all(ids.map((id) => limit(() => post(id, data))));
-  }
-
-  async function deliverWithRetry(entry: MessageEntry): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await deliver(entry);
-      } catch (err) {
-        // Listing the members failed (DynamoDB); the room waits, to keep its order.
-        if (stopping || attempt + 1 >= postAttempts) {
-          stats.failed++;
-          logger.error(
-            { roomId: entry.message.roomId, seq: entry.message.seq, err },
-            "could not fan out a message",
-          );
-          return;
-        }
-        await sleep(backoffMs(attempt, 100));
-      }
-    }
-  }
-
-  function parse(fields: string[]): Entry | undefined {
-    const record: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
-    try {
-      if (record.c !== undefined) {
-        const c = JSON.parse(record.c) as {
-          roomId?: unknown;
-          connectionIds?: unknown;
-          room?: unknown;
-          except?: unknown;
-          frame?: unknown;
-          forget?: unknown;
-          dropAfter?: unknown;
-        };
-        if (
-          typeof c.roomId !== "string" ||
-          (!Array.isArray(c.connectionIds) && c.room !== true) ||
-          typeof c.frame !== "object" ||
-          c.frame === null
-        ) {
-          throw new Error("a notice entry lacks its room, connections or frame");
-        }
-        return {
-          kind: "notice",
-          roomId: c.roomId,
-          to: Array.isArray(c.connectionIds)
-            ? c.connectionIds.filter((id): id is string => typeof id === "string")
-            : {
-                room: true,
-                membershipVersion: record.v ?? "0",
-                ...(typeof c.except === "string" ? { except: c.except } : {}),
-              },
-          frame: c.frame,
-          forget: c.forget === true,
-          ...(typeof c.dropAfter === "number" ? { dropAfter: c.dropAfter } : {}),
-        };
-      }
-      const message = chatMessage().parse(JSON.parse(record.m ?? ""));
-      return { kind: "message", roomId: message.roomId, message, membershipVersion: record.v ?? "0" };
-    } catch (err) {
-      logger.error({ err }, "dropped a malformed fan-out entry");
-      return undefined;
-    }
-  }
-
-  async function deliverBatch(shard: number, batch: [string, string[]][]): Promise<void> {
-    const rooms = new Map<string, (Entry & { id: string })[]>();
-    for (const [id, fields] of batch) {
-      const parsed = parse(fields);
-      if (!parsed) continue;
-      const entry = { ...parsed, id };
-      const list = rooms.get(entry.roomId);
-      if (list) list.push(entry);
-      else rooms.set(entry.roomId, [entry]);
-    }
-    await Promise.all(
-      [...rooms.values()].map(async (list) => {
-        for (const entry of list) {
-          // A worker whose lease lapsed while it delivered (a stall) must stop: the new owner
-          // finishes the batch, and two deliverers would post the same message twice.
-          if (!(await leases.claim(shard, entry.id))) {
-            logger.warn(
-              { shard },
-              "the shard's lease passed to another worker mid-batch; leaving the rest to it",
-            );
-            return;
-          }
-          if (entry.kind === "notice") await notice(entry);
-          else await deliverWithRetry(entry);
-        }
+  function run(shard: number): void {
+    const runner = new ShardRunner(shardContext, shard);
+    runners.set(shard, runner);
+    loops.set(
+      shard,
+      runner.run().finally(async () => {
+        runners.delete(shard);
+        loops.delete(shard);
+        await leases.release(shard).catch(() => undefined);
       }),
     );
   }
 
-  async function runShard(shard: number): Promise<void> {
-    const reader = deps.newReader();
-    const stream = keys.stream(shard);
-    try {
-      // A shard never read before starts at recent entries: older ones are history's job.
-      let cursor = (await leases.cursor(shard)) ?? `${Date.now() - 30_000}-0`;
-      const unfinished = await leases.unfinished(shard);
-      if (unfinished && unfinished.entries.length > 0) {
-        const rest = unfinished.entries.filter(([id]) => !unfinished.started.has(id));
-        logger.info(
-          { shard, entries: rest.length, skipped: unfinished.entries.length - rest.length },
-          "finishing the batch the shard's previous owner left",
-        );
-        await deliverBatch(shard, rest);
-      }
-      while (owned.has(shard) && !stopping) {
-        const reply = (await reader.xread("COUNT", batchSize, "BLOCK", 1000, "STREAMS", stream, cursor)) as
-          | [string, [string, string[]][]][]
-          | null;
-        const batch = reply?.[0]?.[1];
-        if (!batch || batch.length === 0) continue;
-        const last = batch[batch.length - 1]?.[0] as string;
-        if (!(await leases.advance(shard, last))) {
-          logger.warn({ shard }, "lost the lease of a shard; leaving its batch to the new owner");
-          owned.delete(shard);
-          break;
-        }
-        cursor = last;
-        await deliverBatch(shard, batch);
-        // Every entry up to the cursor is delivered: only what is still to deliver stays. (Exact, not
-        // `~`: on a full Redis this is what frees the memory, and it runs there too.)
-        await deps.redis.xtrim(stream, "MINID", "=", nextId(last));
-      }
-    } catch (err) {
-      logger.error({ shard, err }, "shard loop failed; the shard will be taken again");
-      owned.delete(shard);
-    } finally {
-      reader.disconnect();
-      if (!owned.has(shard)) await leases.release(shard).catch(() => undefined);
-      loops.delete(shard);
-    }
-  }
-
   async function balance(): Promise<void> {
     // Renewals go out together (one pipelined round trip), ahead of anything slower.
-    const held = [...owned];
+    const held = owned();
     const [live, renewed] = await Promise.all([
       leases.heartbeat(),
       Promise.all(held.map((shard) => leases.renew(shard))),
@@ -427,86 +246,65 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
     held.forEach((shard, i) => {
       if (!renewed[i]) {
         logger.warn({ shard }, "lease expired before renewal");
-        owned.delete(shard);
+        const runner = runners.get(shard);
+        if (runner) runner.owned = false;
       }
     });
     const fair = Math.ceil(options.shards / live);
-    if (owned.size > fair) {
-      // Hand the surplus over: each loop finishes its batch, then releases the lease.
-      for (const shard of [...owned].slice(fair)) owned.delete(shard);
-    } else if (owned.size < fair) {
+    const mine = owned();
+    if (mine.length > fair) {
+      // Hand the surplus over: each loop lets its deliveries finish (bounded), then releases the lease.
+      for (const shard of mine.slice(fair)) {
+        const runner = runners.get(shard);
+        if (runner) runner.owned = false;
+      }
+    } else if (mine.length < fair) {
+      let count = mine.length;
       const order = [...Array(options.shards).keys()].sort(() => Math.random() - 0.5);
       for (const shard of order) {
-        if (owned.size >= fair) break;
-        if (owned.has(shard) || loops.has(shard)) continue;
+        if (count >= fair || stopping) break;
+        if (loops.has(shard)) continue;
         if (await leases.tryAcquire(shard)) {
-          owned.add(shard);
-          loops.set(shard, runShard(shard));
+          count++;
+          run(shard);
         }
       }
     }
-    stats.shards = [...owned].sort((a, b) => a - b);
-  }
-
-  async function sweep(log: EventLog): Promise<void> {
-    const lease = "fanout:sweeper";
-    const mine =
-      (await redis.set(lease, options.workerId, "PX", sweepAfterMs, "NX")) === "OK" ||
-      (await redis.get(lease)) === options.workerId;
-    if (!mine) return;
-    await redis.pexpire(lease, sweepAfterMs);
-    const pending = await bus.unloggedSince(sweepAfterMs);
-    if (pending.length === 0) return;
-    await log.append(pending);
-    for (const m of pending) await bus.markLogged(m.senderId, m.clientMsgId);
-    stats.swept += pending.length;
-    logger.warn(
-      { count: pending.length },
-      "appended accepted messages whose Kafka append was never confirmed",
-    );
   }
 
   return {
-    stats: (): FanoutStats => ({ ...stats, shards: [...stats.shards] }),
+    stats,
     async start(): Promise<void> {
       await balance();
       const every = Math.max(100, Math.floor(options.leaseMs / 3));
       ticker = setInterval(() => {
         ticking = ticking.then(balance).catch((err) => logger.error({ err }, "balancing failed"));
       }, every);
-      releaser = setInterval(
-        () => {
-          void bus
-            .releaseHeld(releaseHeldMs)
-            .then((n) => {
-              if (n > 0) logger.warn({ rooms: n }, "released rooms that waited for a seq that never came");
-            })
-            .catch((err) => logger.error({ err }, "releasing held rooms failed"));
+      stopSweeper = startSweeper({
+        redis,
+        bus,
+        log: deps.log,
+        logger,
+        workerId: options.workerId,
+        sweepAfterMs: options.sweepAfterMs ?? 10_000,
+        releaseHeldMs: options.releaseHeldMs ?? 2_000,
+        onSwept: (n) => {
+          swept += n;
         },
-        Math.max(200, Math.floor(releaseHeldMs / 2)),
-      );
-      if (deps.log) {
-        const log = deps.log;
-        sweeper = setInterval(
-          () => {
-            void sweep(log).catch((err) => logger.error({ err }, "sweep failed"));
-          },
-          Math.max(500, Math.floor(sweepAfterMs / 2)),
-        );
-      }
-      logger.info({ workerId: options.workerId, shards: stats.shards }, "fan-out worker started");
+      });
+      logger.info({ workerId: options.workerId, shards: stats().shards }, "fan-out worker started");
     },
-    /** Finishes the batches in flight, hands its shards back and leaves. */
+    /** Finishes the deliveries in flight (bounded), hands its shards back and leaves. */
     async stop(): Promise<void> {
       stopping = true;
       clearInterval(ticker);
-      clearInterval(sweeper);
-      clearInterval(releaser);
+      stopSweeper?.();
       await ticking;
-      owned.clear();
+      for (const runner of runners.values()) runner.owned = false;
       await Promise.all(loops.values());
+      delivery.close();
       await leases.leave().catch(() => undefined);
-      logger.info({ ...stats }, "fan-out worker stopped");
+      logger.info({ ...stats() }, "fan-out worker stopped");
     },
   };
 }
@@ -517,6 +315,7 @@ async function main(): Promise<void> {
   const redis = new Redis(config.redis().url, redisOptions(await redisPassword()));
   const kafkaLog = new KafkaEventLog(createKafka());
   const store = new DynamoConnectionStore(createDynamoClient());
+  // Both define their scripts on the client before either sends a command.
   const bus = new RedisMessageBus(redis);
   const presence = { registry: new RedisPresence(redis), times: config.presence() };
   const workerId = fanout.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -539,38 +338,35 @@ async function main(): Promise<void> {
       workerId,
     },
   );
-  let running = true;
-  const port = config.persister().healthPort;
-  const health =
-    port !== undefined
-      ? await serveHealth(port, () => ({ ok: running, status: running ? "delivering" : "stopping" }))
-      : undefined;
-  await worker.start();
   let probe: ManagementConnectionProbe | undefined;
-  const reaper = startPresenceReaper({
-    redis,
+  let reaper: { stop: () => Promise<void> } | undefined;
+  await runWorker({
     logger,
-    workerId,
-    store: async () => store,
-    bus: async () => bus,
-    presence: async () => presence.registry,
-    presenceTimes: presence.times,
-    probe: async () =>
-      (probe ??= new ManagementConnectionProbe(createManagementClient(config.management().endpoint, 4))),
+    healthPort: fanout.healthPort,
+    status: "delivering",
+    start: async () => {
+      await worker.start();
+      reaper = startPresenceReaper({
+        redis,
+        logger,
+        workerId,
+        store: async () => store,
+        bus: async () => bus,
+        presence: async () => presence.registry,
+        presenceTimes: presence.times,
+        probe: async () =>
+          (probe ??= new ManagementConnectionProbe(createManagementClient(config.management().endpoint, 4))),
+      });
+    },
+    stop: async () => {
+      await Promise.all([worker.stop(), reaper?.stop()]);
+    },
+    close: async () => {
+      await kafkaLog.disconnect();
+      redis.disconnect();
+    },
+    report: () => worker.stats(),
   });
-  const report = setInterval(() => logger.info(worker.stats(), "fan-out stats"), 30_000);
-  const shutdown = async (signal: string) => {
-    if (!running) return;
-    running = false;
-    logger.info({ signal }, "stopping");
-    clearInterval(report);
-    await Promise.all([worker.stop(), reaper.stop()]);
-    await kafkaLog.disconnect();
-    redis.disconnect();
-    health?.close();
-    process.exit(0);
-  };
-  onShutdown((signal) => void shutdown(signal));
 }
 
 if (require.main === module) {

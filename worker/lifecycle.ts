@@ -3,7 +3,10 @@
  * started them (the local stack), stop when that parent is gone, so a killed `npm run dev` leaves no
  * worker behind. In a container the parent is the runtime and PARENT_PID is unset.
  */
+import type { Server } from "node:http";
 import { config } from "../core/config";
+import type { Logger } from "../core/logger";
+import { serveHealth } from "./health";
 
 export function onShutdown(stop: (signal: string) => void): void {
   process.on("SIGTERM", () => stop("SIGTERM"));
@@ -19,4 +22,57 @@ export function onShutdown(stop: (signal: string) => void): void {
     }
   }, 1000);
   watch.unref();
+}
+
+export interface WorkerLifecycle {
+  logger: Logger;
+  /** The health endpoint's port (0 for any); none when undefined. */
+  healthPort?: number;
+  /** What the health endpoint says while the worker runs (it answers 503 once stopping). */
+  status: string;
+  start(): Promise<void>;
+  /** Finishes the work in flight and lets go of what the worker holds. */
+  stop(): Promise<void>;
+  /** Closes the worker's clients, after stop(). */
+  close?(): Promise<void>;
+  /** Logged every `reportEveryMs` (default 30 s). */
+  report?(): object;
+  reportEveryMs?: number;
+}
+
+/**
+ * Runs a worker: the health endpoint (200 while running, 503 while draining), start, a periodic
+ * report, and on SIGTERM (or the parent gone) a drain: stop, close, exit 0.
+ */
+export async function runWorker(worker: WorkerLifecycle): Promise<void> {
+  const { logger } = worker;
+  let running = true;
+  const health: Server | undefined =
+    worker.healthPort !== undefined
+      ? await serveHealth(worker.healthPort, () => ({
+          ok: running,
+          status: running ? worker.status : "stopping",
+        }))
+      : undefined;
+  await worker.start();
+  const report = worker.report;
+  const reporter = report
+    ? setInterval(() => logger.info(report(), "stats"), worker.reportEveryMs ?? 30_000)
+    : undefined;
+  onShutdown((signal) => {
+    if (!running) return;
+    running = false;
+    logger.info({ signal }, "stopping");
+    clearInterval(reporter);
+    void (async () => {
+      try {
+        await worker.stop();
+        await worker.close?.();
+      } catch (err) {
+        logger.error({ err }, "stopping failed");
+      }
+      health?.close();
+      process.exit(0);
+    })();
+  });
 }

@@ -28,6 +28,7 @@ import {
 import { config } from "../core/config";
 import { createLogger, type Logger } from "../core/logger";
 import type { MessageRepository } from "../core/ports";
+import { backoffMs, sleep } from "../core/retry";
 import type { ChatMessage } from "../core/schemas";
 import { databaseUrl } from "../core/secrets";
 import { serveHealth } from "./health";
@@ -110,8 +111,6 @@ interface Decoded {
   message: ChatMessage;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** Creates a persister over the given Kafka client and repository. */
 export function createPersister(deps: PersisterDeps): Persister {
   const { kafka, repository, logger, topic, deadLetterTopic, groupId } = deps;
@@ -125,9 +124,7 @@ export function createPersister(deps: PersisterDeps): Persister {
   let stopping = false;
   let stopped: Promise<void> | undefined;
 
-  /** Full jitter: a random delay up to the capped exponential, so replicas do not retry in step. */
-  const backoff = (attempt: number) =>
-    Math.random() * Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(attempt, 20));
+  const backoff = (attempt: number) => backoffMs(attempt, retryBaseMs, retryMaxMs);
 
   /** Runs `work` until it succeeds or fails permanently; transient failures are retried forever, except on shutdown. */
   async function retrying<T>(

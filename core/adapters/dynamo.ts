@@ -28,6 +28,8 @@ import {
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
 import {
+  BatchGetCommand,
+  type BatchGetCommandOutput,
   BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -135,6 +137,37 @@ export class DynamoConnectionStore extends TableAdapter implements ConnectionSto
           },
         }),
       );
+    });
+  }
+
+  /** Which of the connections accept batched frames: BatchGetItem of their records, 100 keys a call. */
+  batchingConnections(connectionIds: string[]): Promise<Set<string>> {
+    return wrap("read connections' batch flags", async () => {
+      const batching = new Set<string>();
+      for (let i = 0; i < connectionIds.length; i += 100) {
+        let keys: Record<string, unknown>[] | undefined = connectionIds
+          .slice(i, i + 100)
+          .map((id) => ({ pk: connKey(id), sk: META }));
+        for (let attempt = 0; keys && keys.length > 0; attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+          const out: BatchGetCommandOutput = await this.doc.send(
+            new BatchGetCommand({
+              RequestItems: {
+                [this.table]: {
+                  Keys: keys,
+                  ProjectionExpression: "pk, #batch",
+                  ExpressionAttributeNames: { "#batch": "batch" },
+                },
+              },
+            }),
+          );
+          for (const item of out.Responses?.[this.table] ?? []) {
+            if (item.batch === true) batching.add((item.pk as string).slice("CONN#".length));
+          }
+          keys = out.UnprocessedKeys?.[this.table]?.Keys;
+        }
+      }
+      return batching;
     });
   }
 

@@ -6,18 +6,11 @@
 import { createHash, createHmac } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent, request as httpsRequest } from "node:https";
-import {
-  ApiGatewayManagementApiClient,
-  DeleteConnectionCommand,
-} from "@aws-sdk/client-apigatewaymanagementapi";
+import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { config } from "../config";
 import { DependencyError } from "../errors";
 import type { ConnectionGateway } from "../ports";
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-}
 
 /**
  * PostToConnection answered 429 LimitExceededException: the account's request rate (shared with every
@@ -26,10 +19,6 @@ function statusOf(error: unknown): number | undefined {
 export class LimitExceededError extends DependencyError {
   override name = "LimitExceededException";
   readonly throttled = true;
-}
-
-function isGone(error: unknown): boolean {
-  return (error as { name?: string })?.name === "GoneException" || statusOf(error) === 410;
 }
 
 export function createManagementClient(
@@ -145,7 +134,7 @@ function canonicalPath(path: string): string {
  * refreshes). The SDK's own send costs several times the CPU per call (its middleware stack;
  * `npm run bench` measures the three clients, client and emulator together: about 1.1 ms against
  * 0.18 ms signed and 0.12 ms unsigned), which capped a fan-out worker below a thousand posts a
- * second. DeleteConnection, which is rare, stays with the SDK client.
+ * second.
  */
 export class ManagementApiGateway implements ConnectionGateway {
   private readonly url: URL;
@@ -198,14 +187,5 @@ export class ManagementApiGateway implements ConnectionGateway {
     if (status === 410) return "gone";
     if (status === 429) throw new LimitExceededError("management-api", "PostToConnection answered 429");
     throw new DependencyError("management-api", `PostToConnection answered ${status}`);
-  }
-
-  async close(connectionId: string): Promise<void> {
-    try {
-      await this.client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
-    } catch (error) {
-      if (!isGone(error))
-        throw new DependencyError("management-api", "DeleteConnection failed", { cause: error });
-    }
   }
 }

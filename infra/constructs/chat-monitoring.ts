@@ -1,6 +1,6 @@
 /**
  * Alarms and a dashboard for what an operator must hear about: Lambda errors, fan-out failures,
- * persister failures, consumer lag, records in the dead-letter topic, a Kafka broker's data disk
+ * fan-out entries trimmed before delivery, persister failures, consumer lag, records in the dead-letter topic, a Kafka broker's data disk
  * filling and Redis memory filling. Alarms notify one SNS topic
  * (encrypted, TLS only); subscribe a mailbox with the `alarmEmail` context value.
  */
@@ -12,6 +12,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
+import { METRICS_NAMESPACE, TRIMMED_METRIC } from "../../worker/metrics";
 import type { ChatApi } from "./chat-api";
 import type { KafkaCluster } from "./kafka-cluster";
 import type { RedisCache } from "./redis-cache";
@@ -73,6 +74,31 @@ export class ChatMonitoring extends Construct {
     if (props.workers) {
       const fanoutErrors = this.logErrors("FanoutErrors", props.workers.fanout.logGroup);
       this.alarm("FanoutFailures", fanoutErrors, 10, "the fan-out worker logged 10 errors in 5 minutes");
+      // Fan-out entries trimmed from their stream before any worker read them were never delivered
+      // (their rooms' clients see a gap): the worker counts them in its embedded metrics.
+      const trimmed = new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: TRIMMED_METRIC,
+        dimensionsMap: { Service: "fanout" },
+        statistic: "Sum",
+        period: Duration.minutes(1),
+        label: "fan-out entries trimmed before delivery",
+      });
+      this.alarm(
+        "FanoutTrimmedUndelivered",
+        trimmed,
+        0,
+        "fan-out entries were trimmed from a stream before they were delivered (a backlog past the stream's cap)",
+        1,
+        true,
+      );
+      widgets.push(
+        new cloudwatch.GraphWidget({
+          title: "Fan-out entries trimmed before delivery",
+          left: [trimmed],
+          width: 12,
+        }),
+      );
       const persisterErrors = this.logErrors("PersisterErrors", props.workers.persister.logGroup);
       this.alarm("PersisterFailures", persisterErrors, 10, "the persister logged 10 errors in 5 minutes");
       widgets.push(

@@ -25,6 +25,8 @@ import type { DatabaseEndpoint, KafkaEndpoint, RedisEndpoint } from "./endpoints
 export const WORKER_DOCKERFILE = "worker/Dockerfile";
 /** Where the persister answers health checks inside its container. */
 export const PERSISTER_HEALTH_PORT = 8080;
+/** Where the fan-out worker answers health checks inside its container. */
+export const FANOUT_HEALTH_PORT = 8080;
 
 /** Size and count bounds of one service. */
 export interface ServiceScaling {
@@ -90,25 +92,26 @@ export class WorkerServices extends Construct {
       return `dist/worker/${worker.name}.js`;
     };
 
-    this.fanout = this.service("Fanout", props, entry("fanout"), {
-      cpu: 256,
-      memoryMiB: 512,
-      minTasks: 2,
-      maxTasks: 10,
-      ...props.fanout,
-    });
+    this.fanout = this.service(
+      "Fanout",
+      props,
+      entry("fanout"),
+      { cpu: 256, memoryMiB: 512, minTasks: 2, maxTasks: 10, ...props.fanout },
+      FANOUT_HEALTH_PORT,
+    );
     props.table.connectReadAndDelete(this.fanout.consumer);
     props.redis.connect(this.fanout.consumer);
     // Its sweeper appends messages Redis accepted whose Kafka append was never confirmed.
     props.kafka.connectProducer(this.fanout.consumer);
     this.fanout.consumer.addEnvironment("FANOUT_SHARDS", String(props.fanoutShards ?? 16));
-    // The management API, on this API's stage only: post to a connection and drop a stale one.
+    // The management API, on this API's stage only, POST only: the worker posts to connections; a
+    // stale one (410) is removed from the table, never closed through the API.
     const stageArn = Stack.of(this).formatArn({
       service: "execute-api",
       resource: props.api.apiId,
       resourceName: props.stageName,
     });
-    const methods = ["POST", "GET", "DELETE"];
+    const methods = ["POST", "GET"];
     this.fanout.consumer.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["execute-api:ManageConnections"],
@@ -119,7 +122,7 @@ export class WorkerServices extends Construct {
       accept(
         this.fanout.service.taskDefinition,
         `IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${ref(props.api)}/${props.stageName}/${m}/@connections/*]`,
-        `Connection ids are known only at run time; the grant is limited to this API, this stage and ${m} on @connections (the worker POSTs to connections, GETs one idle past the idle timeout to learn whether it lives, and DELETEs stale ones)`,
+        `Connection ids are known only at run time; the grant is limited to this API, this stage and ${m} on @connections (the worker POSTs to connections, and GETs one idle past the idle timeout to learn whether it lives)`,
       );
     }
     this.fanout.consumer.addEnvironment("MANAGEMENT_ENDPOINT", props.managementEndpoint);

@@ -133,6 +133,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       onCall: () => meter.managementCall(),
       onThrottled: (kind) => meter.throttle(kind),
       logger: log,
+      latencyMs: limits.managementLatencyMs,
     });
   });
   // The SDK keeps sockets alive for reuse; a server that closes them first makes it retry.

@@ -37,6 +37,8 @@ export interface ManagementDeps {
   onCall(): void;
   onThrottled(kind: "accountCallbacks" | "clientBuffer"): void;
   logger: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void };
+  /** How long a call takes before it is served (a simulated round trip to AWS); default 0. */
+  latencyMs?: number;
 }
 
 const JSON_TYPE = "application/json";
@@ -102,12 +104,31 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
   });
 }
 
-/** Serves one HTTP request that is not a WebSocket upgrade. */
+/**
+ * Serves one HTTP request that is not a WebSocket upgrade; with `latencyMs`, a call to
+ * `@connections` is served that much later (its body is read at once, as the network would carry it).
+ */
 export function handleManagementRequest(
   req: IncomingMessage,
   res: ServerResponse,
   deps: ManagementDeps,
 ): void {
+  const latency = deps.latencyMs ?? 0;
+  if (latency > 0 && (req.url ?? "").includes("/@connections/")) {
+    readBody(req, deps.maxMessageBytes).then(
+      (body) => setTimeout(() => serve(req, res, deps, body ?? null), latency),
+      () => setTimeout(() => serve(req, res, deps, null), latency),
+    );
+    return;
+  }
+  serve(req, res, deps);
+}
+
+/**
+ * `read`: the body, when it was read already (a delayed call): null when it was over the limit or
+ * could not be read.
+ */
+function serve(req: IncomingMessage, res: ServerResponse, deps: ManagementDeps, read?: Buffer | null): void {
   const url = req.url ?? "/";
   const connectionId = connectionIdFromPath(url, deps.stage);
   if (connectionId === undefined) {
@@ -149,7 +170,7 @@ export function handleManagementRequest(
         tooLarge(res);
         return;
       }
-      readBody(req, deps.maxMessageBytes).then(
+      (read !== undefined ? Promise.resolve(read ?? undefined) : readBody(req, deps.maxMessageBytes)).then(
         (body) => {
           if (body === undefined) return tooLarge(res);
           const conn = deps.lookup(connectionId);

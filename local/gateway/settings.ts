@@ -60,6 +60,11 @@ export interface GatewayLimits {
   disconnectDelayMs: number;
   /** The memory each handler is billed at, in MB (the CDK app's default: 512). */
   lambdaMemoryMb: number;
+  /**
+   * How long each `@connections` call takes before it is served and answered, in ms: the round trip
+   * from a worker to API Gateway on AWS (about 15 ms within a Region). Default 0.
+   */
+  managementLatencyMs: number;
 }
 
 export const DEFAULT_LIMITS: GatewayLimits = {
@@ -73,6 +78,7 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   disconnectDropRate: 0,
   disconnectDelayMs: 0,
   lambdaMemoryMb: 512,
+  managementLatencyMs: 0,
 };
 
 /** A setting was set to a value the emulator cannot use. */
@@ -94,6 +100,7 @@ export const GATEWAY_SETTINGS = {
   GATEWAY_DISCONNECT_DROP: "share of $disconnect invocations dropped (0-1)",
   GATEWAY_DISCONNECT_DELAY_MS: "delay of $disconnect after the close",
   GATEWAY_LAMBDA_MEMORY_MB: "memory each handler is billed at",
+  MANAGEMENT_LATENCY_MS: "how long each @connections call takes (a simulated round trip to AWS)",
 } as const;
 
 function number(
@@ -166,6 +173,13 @@ export function limitsFromEnv(env: Record<string, string | undefined>): GatewayL
       "a number of ms ≥ 0",
     ),
     lambdaMemoryMb: number(env, "GATEWAY_LAMBDA_MEMORY_MB", d.lambdaMemoryMb, whole, "a whole number of MB"),
+    managementLatencyMs: number(
+      env,
+      "MANAGEMENT_LATENCY_MS",
+      d.managementLatencyMs,
+      (n) => n >= 0,
+      "a number of ms ≥ 0",
+    ),
   };
 }
 

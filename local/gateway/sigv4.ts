@@ -8,9 +8,9 @@ import type { IncomingHttpHeaders } from "node:http";
 /** Why a request's signature is refused, as the message of the 403; undefined when it passes. */
 export function signatureProblem(headers: IncomingHttpHeaders, url: string): string | undefined {
   const authorization = headers.authorization;
-  const query = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
   if (authorization === undefined || authorization === "") {
     // A presigned URL carries the signature in the query string instead.
+    const query = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
     if (query.has("X-Amz-Signature")) return presignedProblem(query);
     return "Missing Authentication Token";
   }
