@@ -37,28 +37,44 @@ import { type HopsParams, type HopsResult, runHops } from "./scenarios/hops";
 import { type PersistParams, type PersistResult, runPersist } from "./scenarios/persist";
 
 export type Profile = "default" | "quick" | "smoke";
-const SCENARIOS = ["hops", "coldstart", "fanout", "persist"] as const;
+const SCENARIOS = ["hops", "coldstart", "fanout", "hotroom", "persist"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /** Each profile's sizes: default fits 10 minutes on 2 cores, quick 2 minutes, smoke a few seconds. */
 export const PROFILES: Record<
   Profile,
-  { fanout: FanoutParams; persist: PersistParams; coldStart: ColdStartParams; hops: HopsParams }
+  {
+    fanout: FanoutParams;
+    hotRoom: HotRoomParams;
+    persist: PersistParams;
+    coldStart: ColdStartParams;
+    hops: HopsParams;
+  }
 > = {
   default: {
     fanout: { connections: 1000, rooms: 50, rates: [100, 300, 1000, 3000], stepSeconds: 8, drainSeconds: 6 },
+    hotRoom: {
+      connections: 1000,
+      rooms: 1,
+      rates: [20, 40],
+      stepSeconds: 10,
+      drainSeconds: 10,
+      latencyMs: 15,
+    },
     persist: { messages: 200_000, rooms: 50, persisterTimeoutSeconds: 150, perRowSeconds: 20 },
     coldStart: { loads: 11, warmRuns: 20 },
     hops: { samples: 300, throughputSeconds: 3, concurrency: 64 },
   },
   quick: {
     fanout: { connections: 100, rooms: 5, rates: [100, 300, 1000], stepSeconds: 2, drainSeconds: 2 },
+    hotRoom: { connections: 200, rooms: 1, rates: [20], stepSeconds: 4, drainSeconds: 5, latencyMs: 15 },
     persist: { messages: 10_000, rooms: 20, persisterTimeoutSeconds: 30, perRowSeconds: 4 },
     coldStart: { loads: 3, warmRuns: 5, budgetSeconds: 3, handlers: ["authorizer", "send-message", "ping"] },
     hops: { samples: 100, throughputSeconds: 1, concurrency: 64 },
   },
   smoke: {
     fanout: { connections: 6, rooms: 2, rates: [10], stepSeconds: 1, drainSeconds: 5 },
+    hotRoom: { connections: 6, rooms: 1, rates: [5], stepSeconds: 1, drainSeconds: 5, latencyMs: 15 },
     persist: { messages: 300, rooms: 3, persisterTimeoutSeconds: 60, perRowSeconds: 10 },
     coldStart: { loads: 1, warmRuns: 2, handlers: ["ping"] },
     hops: { samples: 10, throughputSeconds: 0.3, concurrency: 8 },
@@ -92,6 +108,8 @@ export interface RunResult {
     /** What AWS would bill for the chat target's whole run, and a month of 1,000 users like it. */
     bill?: { reading: MeterSnapshot; projection?: Projection };
   };
+  /** One room of many members, the management API answering after a simulated AWS round trip. */
+  hotRoom?: { params: HotRoomParams; target: TargetResult };
   persist?: PersistResult & { params: PersistParams };
   coldStart?: ColdStartResultSet;
   hops?: HopsResult & { params: HopsParams };
@@ -189,7 +207,7 @@ async function fanoutAll(
       targets.push(
         await runFanout(
           "chat",
-          { protocol: "chat", url: chat.info.url, token: (u) => signToken(secret, u) },
+          { protocol: "chat", url: chat.info.url, token: (u) => signToken(secret, u), batch: true },
           params,
           () => {
             const stack = pidsOf(chat);
@@ -235,6 +253,37 @@ async function fanoutAll(
     })),
     bill,
   };
+}
+
+/** The hot room: one room of `connections` members (batch=1 clients), `@connections` after `latencyMs`. */
+export interface HotRoomParams extends FanoutParams {
+  latencyMs: number;
+}
+
+async function hotRoom(
+  env: Record<string, string>,
+  params: HotRoomParams,
+): Promise<NonNullable<RunResult["hotRoom"]>> {
+  const id = `bh${randomBytes(3).toString("hex")}`;
+  const secret = randomBytes(24).toString("base64url");
+  progress(`hot room: starting the local stack (@connections answered after ${params.latencyMs} ms)`);
+  const chat = await startChild<{ url: string }>("chat-stack-hot", "bench/servers/chat-stack.ts", {
+    ...env,
+    JWT_SECRET: secret,
+    ...isolatedNames(id),
+    MANAGEMENT_LATENCY_MS: String(params.latencyMs),
+    LOG_LEVEL: process.env.BENCH_STACK_LOG_LEVEL ?? "warn",
+  });
+  try {
+    const target = await runFanout(
+      "chat (hot room)",
+      { protocol: "chat", url: chat.info.url, token: (u) => signToken(secret, u), batch: true },
+      params,
+    );
+    return { params, target };
+  } finally {
+    await chat.stop();
+  }
 }
 
 async function serviceVersions(env: Record<string, string>) {
@@ -301,6 +350,9 @@ export async function runBench(argv: string[]): Promise<{ result: RunResult; fil
     });
     await attempt("fanout", async () => {
       result.fanout = await fanoutAll(env, sizes.fanout, services.services);
+    });
+    await attempt("hotroom", async () => {
+      result.hotRoom = await hotRoom(env, sizes.hotRoom);
     });
     await attempt("persist", async () => {
       result.persist = { params: sizes.persist, ...(await runPersist(env as never, sizes.persist)) };

@@ -66,6 +66,18 @@ describe("npm run bench -- --smoke", () => {
     }
     expect(json.hops?.hops.map((h) => h.hop)).toContain("Kafka append (acks all)");
     expect(json.hops?.posts).toHaveLength(3);
+    // The floor row (a bare POST and its WebSocket send) and the fan-out's delivery against it.
+    expect(json.hops?.deliveries.map((d) => d.overFloor)).toEqual([
+      1,
+      expect.any(Number),
+      expect.any(Number),
+    ]);
+    for (const d of json.hops?.deliveries ?? []) expect(d.cpuUsPerDelivery).toBeGreaterThan(0);
+    // The hot room: one room, the management API answering after a simulated round trip.
+    expect(json.hotRoom?.params.latencyMs).toBeGreaterThan(0);
+    const hot = json.hotRoom?.target.steps[0];
+    expect(hot?.delivered).toBeGreaterThan(0);
+    expect((hot?.delivered ?? 0) + (hot?.drops ?? 0)).toBe(hot?.expectedDeliveries);
   });
 
   test("latest.md is a Markdown report with a table per scenario", () => {
@@ -75,6 +87,8 @@ describe("npm run bench -- --smoke", () => {
       "## Persistence",
       "## Lambda cold start",
       "## Where the time goes",
+      "## A hot room",
+      "## Targets (issue 12)",
     ]) {
       expect(md).toContain(heading);
     }

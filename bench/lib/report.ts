@@ -8,6 +8,90 @@ const fmt = (v: number | null | undefined, digits = 1) =>
   v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v.toFixed(digits)).toLocaleString("en-US");
 const x = (v: number | null | undefined) => (v === null || v === undefined ? "–" : `${fmt(v, 2)}×`);
 
+/** One target of issue 12, as measured in this run. */
+export interface TargetCheck {
+  target: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+const total = (cpu: Record<string, number> | undefined) =>
+  cpu ? Object.values(cpu).reduce((a, b) => a + b, 0) : undefined;
+
+/** The run's figures against the targets (each a ratio within this run, or a bound). */
+export function targetChecks(r: RunResult): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const f = r.fanout;
+  const chat = f?.targets.find((t) => t.target === "chat");
+  const sio = f?.targets.find((t) => t.target === "socketio");
+  const first = chat?.steps[0];
+  const sioFirst = sio?.steps[0];
+  const cpuRatio =
+    total(first?.cpuMsPer1000) !== undefined && total(sioFirst?.cpuMsPer1000)
+      ? (total(first?.cpuMsPer1000) as number) / (total(sioFirst?.cpuMsPer1000) as number)
+      : undefined;
+  if (f && first) {
+    checks.push({
+      target: "CPU of the whole path per 1,000 deliveries ÷ Socket.IO's (first step)",
+      goal: "≤ 1.5×",
+      measured: `${fmt(total(first.cpuMsPer1000))} ÷ ${fmt(total(sioFirst?.cpuMsPer1000))} = ${x(cpuRatio)}`,
+      met: cpuRatio === undefined ? null : cpuRatio <= 1.5,
+    });
+    const sat = f.saturation.find((q) => q.target === "chat")?.overSocketIo;
+    checks.push({
+      target: "saturation deliveries/s ÷ Socket.IO's",
+      goal: "≥ 0.3×",
+      measured: `${fmt(chat?.maxDeliveriesPerSec, 0)} ÷ ${fmt(sio?.maxDeliveriesPerSec, 0)} = ${x(sat)}`,
+      met: sat === null || sat === undefined ? null : sat >= 0.3,
+    });
+    const q = f.ratios.find((t) => t.target === "chat" && t.offeredPerSec === first.offeredPerSec);
+    checks.push({
+      target: `p50 and p99 ÷ Socket.IO's at ${first.offeredPerSec} msg/s, drops`,
+      goal: "p50 ≤ 3×, p99 ≤ 5×, 0 drops",
+      measured: `p50 ${x(q?.p50OverSocketIo)}, p99 ${x(q?.p99OverSocketIo)}, ${first.drops} drops`,
+      met:
+        q?.p50OverSocketIo == null || q?.p99OverSocketIo == null
+          ? null
+          : q.p50OverSocketIo <= 3 && q.p99OverSocketIo <= 5 && first.drops === 0,
+    });
+    const kafka = first.cpuMsPer1000?.kafka;
+    const roomSize = Math.max(1, Math.floor(f.params.connections / f.params.rooms));
+    const perMessage = kafka === undefined ? undefined : (kafka * roomSize) / 1000;
+    checks.push({
+      target: "Kafka broker CPU per accepted message (first step)",
+      goal: "≤ 0.5 ms",
+      measured:
+        perMessage === undefined ? "not measured (the environment's broker)" : `${fmt(perMessage, 2)} ms`,
+      met: perMessage === undefined ? null : perMessage <= 0.5,
+    });
+  }
+  const deliveries = r.hops?.deliveries;
+  if (deliveries?.length) {
+    for (const d of deliveries.slice(1)) {
+      checks.push({
+        target: `${d.path}: CPU per delivery ÷ the floor`,
+        goal: "≤ 2×",
+        measured: `${fmt(d.cpuUsPerDelivery)} µs ÷ ${fmt(deliveries[0]?.cpuUsPerDelivery)} µs = ${x(d.overFloor)}`,
+        met: d.overFloor === null ? null : d.overFloor <= 2,
+      });
+    }
+  }
+  if (r.hotRoom) {
+    const ok = r.hotRoom.target.steps.filter((s) => s.drops === 0 && s.latencyMs.p99 < 1000);
+    const best = Math.max(0, ...ok.map((s) => s.offeredPerSec));
+    checks.push({
+      target: `hot room (${r.hotRoom.params.connections} members, ${r.hotRoom.params.latencyMs} ms per @connections call)`,
+      goal: "≥ 20 msg/s, p99 < 1 s, nothing lost",
+      measured: r.hotRoom.target.steps
+        .map((s) => `${s.offeredPerSec} msg/s: p99 ${fmt(s.latencyMs.p99, 0)} ms, ${s.drops} drops`)
+        .join("; "),
+      met: best >= 20,
+    });
+  }
+  return checks;
+}
+
 /** The Markdown table(s) of one run. */
 export function markdown(r: RunResult): string {
   const out: string[] = [];
@@ -18,6 +102,19 @@ export function markdown(r: RunResult): string {
       `Load average at start: ${r.loadAverage.join(" / ")} (a shared machine: read ratios, not absolutes).`,
     "",
   );
+  const checks = targetChecks(r);
+  if (checks.length > 0) {
+    out.push(
+      "## Targets (issue 12)",
+      "",
+      "| target | goal | this run | met |",
+      "|---|---|---|---|",
+      ...checks.map(
+        (c) => `| ${c.target} | ${c.goal} | ${c.measured} | ${c.met === null ? "–" : c.met ? "yes" : "no"} |`,
+      ),
+      "",
+    );
+  }
   if (r.fanout) {
     const f = r.fanout;
     out.push(
@@ -66,6 +163,22 @@ export function markdown(r: RunResult): string {
       );
     }
   }
+  if (r.hotRoom) {
+    const { params, target } = r.hotRoom;
+    out.push(
+      "## A hot room",
+      "",
+      `One room of ${params.connections} members (clients connected with batch=1), the management API answering each call after ${params.latencyMs} ms (a simulated round trip to API Gateway on AWS), ${params.stepSeconds} s per step; latency = client send → receipt at every member. Target: ≥ 20 messages a second with p99 < 1 s and nothing lost.`,
+      "",
+      "| msg/s offered | deliveries/s (offered) | p50 ms | p95 ms | p99 ms | max ms | drops | errors |",
+      "|---|---|---|---|---|---|---|---|",
+      ...target.steps.map(
+        (s) =>
+          `| ${s.offeredPerSec} | ${fmt(s.deliveriesPerSec, 0)} (${s.offeredDeliveriesPerSec})${s.saturated ? " sat." : ""} | ${fmt(s.latencyMs.p50)} | ${fmt(s.latencyMs.p95)} | ${fmt(s.latencyMs.p99)} | ${fmt(s.latencyMs.max)} | ${s.drops} | ${Object.values(s.errors).reduce((a, b) => a + b, 0)} |`,
+      ),
+      "",
+    );
+  }
   if (r.fanout?.bill) {
     const { reading, projection } = r.fanout.bill;
     out.push(
@@ -100,6 +213,19 @@ export function markdown(r: RunResult): string {
     );
     for (const p of r.hops.posts)
       out.push(`| ${p.client} | ${fmt(p.postsPerSec, 0)} | ${fmt(p.cpuMsPerPost, 3)} |`);
+    if (r.hops.deliveries?.length) {
+      out.push(
+        "",
+        "One delivery end to end, at the worker's concurrency, 64 connections (poster, HTTP server, WebSocket server and clients all in one process, so each row counts the same parties). The floor is what one POST per delivery costs on this machine whatever the code; API Gateway's management API makes every delivery such a POST.",
+        "",
+        "| path | deliveries/s | frames per POST | CPU µs per delivery | ÷ floor |",
+        "|---|---|---|---|---|",
+        ...r.hops.deliveries.map(
+          (d) =>
+            `| ${d.path} | ${fmt(d.deliveriesPerSec, 0)} | ${fmt(d.framesPerPost, 2)} | ${fmt(d.cpuUsPerDelivery)} | ${x(d.overFloor)} |`,
+        ),
+      );
+    }
     const chat = r.fanout?.targets.find((t) => t.target === "chat")?.steps[0];
     if (chat) {
       out.push(

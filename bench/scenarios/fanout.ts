@@ -25,7 +25,13 @@ export interface FanoutParams {
 
 /** How to reach a target: the protocol its clients speak and where. */
 export type TargetKind =
-  | { protocol: "chat"; url: string; token: (userId: string) => Promise<string> }
+  | {
+      protocol: "chat";
+      url: string;
+      token: (userId: string) => Promise<string>;
+      /** Connect with `batch=1` (PROTOCOL.md, batched frames). */
+      batch?: boolean;
+    }
   | { protocol: "plain"; url: string }
   | { protocol: "socketio"; urls: string[] };
 
@@ -83,26 +89,36 @@ const now = () => performance.timeOrigin + performance.now();
 function wsClient(url: string, h: Handlers): Promise<LoadClient> {
   const ws = new WebSocket(url, { perMessageDeflate: false });
   const joins = new Map<string, () => void>();
+  // A join refused for a passing reason (INTERNAL while the stack warms up) is asked again.
+  let joining: string | undefined;
+  const retryJoin = () =>
+    setTimeout(() => {
+      if (joining !== undefined) ws.send(JSON.stringify({ action: "joinRoom", roomId: joining }));
+    }, 200);
   ws.on("message", (data) => {
     const at = now();
-    let f: {
-      type?: string;
-      text?: string;
-      sentAt?: string;
-      clientMsgId?: string;
-      roomId?: string;
-      code?: string;
-    };
-    try {
-      f = JSON.parse(data.toString());
-    } catch {
-      h.onError("UNPARSED", undefined);
-      return;
+    // A batch=1 connection may receive several frames in one, one JSON object a line.
+    for (const line of data.toString().split("\n")) {
+      let f: {
+        type?: string;
+        text?: string;
+        sentAt?: string;
+        clientMsgId?: string;
+        roomId?: string;
+        code?: string;
+      };
+      try {
+        f = JSON.parse(line);
+      } catch {
+        h.onError("UNPARSED", undefined);
+        continue;
+      }
+      if (f.type === "message") h.onMessage(f.text ?? "", f.sentAt, at);
+      else if (f.type === "ack") h.onAck(f.clientMsgId ?? "", at);
+      else if (f.type === "joined") joins.get(f.roomId ?? "")?.();
+      else if (f.type === "error" && (f as { action?: string }).action === "joinRoom") retryJoin();
+      else if (f.type === "error") h.onError(f.code ?? "ERROR", f.clientMsgId);
     }
-    if (f.type === "message") h.onMessage(f.text ?? "", f.sentAt, at);
-    else if (f.type === "ack") h.onAck(f.clientMsgId ?? "", at);
-    else if (f.type === "joined") joins.get(f.roomId ?? "")?.();
-    else if (f.type === "error") h.onError(f.code ?? "ERROR", f.clientMsgId);
   });
   ws.on("error", () => h.onError("SOCKET", undefined));
   return new Promise((resolve, reject) => {
@@ -110,9 +126,11 @@ function wsClient(url: string, h: Handlers): Promise<LoadClient> {
       resolve({
         join: (roomId) =>
           new Promise<void>((done, fail) => {
-            const timer = setTimeout(() => fail(new Error(`join ${roomId} timed out`)), 30_000);
+            const timer = setTimeout(() => fail(new Error(`join ${roomId} timed out`)), 60_000);
+            joining = roomId;
             joins.set(roomId, () => {
               clearTimeout(timer);
+              joining = undefined;
               done();
             });
             ws.send(JSON.stringify({ action: "joinRoom", roomId }));
@@ -222,7 +240,7 @@ export async function runFanout(
             ? await socketIoClient(target.urls[k % target.urls.length] as string, userId, handlers)
             : target.protocol === "chat"
               ? await wsClient(
-                  `${target.url}?token=${encodeURIComponent(await target.token(userId))}`,
+                  `${target.url}?token=${encodeURIComponent(await target.token(userId))}${target.batch ? "&batch=1" : ""}`,
                   handlers,
                 )
               : await wsClient(`${target.url}?user=${userId}`, handlers);

@@ -7,11 +7,12 @@
  * through a plain kept-alive HTTP client, one at a time and at the worker's concurrency.
  */
 import { randomBytes } from "node:crypto";
-import { Agent, request } from "node:http";
+import { Agent, createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { Redis } from "ioredis";
-import WebSocket from "ws";
+import WebSocket, { WebSocketServer } from "ws";
 import {
   createDynamoClient,
   DynamoConnectionStore,
@@ -23,8 +24,9 @@ import { createManagementClient, ManagementApiGateway } from "../../core/adapter
 import { RedisMessageBus, redisOptions } from "../../core/adapters/redis";
 import { startGateway } from "../../local/gateway";
 import { isolatedNames } from "../../local/isolation";
+import { Delivery } from "../../worker/fanout-delivery";
 import { progress } from "../lib/progress";
-import { round, Samples, type Summary } from "../lib/stats";
+import { ratio, round, Samples, type Summary } from "../lib/stats";
 
 /** How many calls each hop is timed over, and how long the throughput runs last. */
 export interface HopsParams {
@@ -47,9 +49,26 @@ export interface PostThroughput {
   cpuMsPerPost: number;
 }
 
+/**
+ * The CPU one delivery costs end to end on this machine (a frame from a backend to a WebSocket
+ * client through an HTTP POST), all parties in this process: the poster, the HTTP server that
+ * turns the POST into a WebSocket frame, and the WebSocket client that reads it.
+ */
+export interface DeliveryCost {
+  path: string;
+  deliveriesPerSec: number;
+  /** Frames per POST (above 1 when frames were batched). */
+  framesPerPost: number;
+  /** CPU microseconds of this process per delivered frame. */
+  cpuUsPerDelivery: number;
+  /** ÷ the floor row (a bare keep-alive POST and its WebSocket send). */
+  overFloor: number | null;
+}
+
 export interface HopsResult {
   hops: HopResult[];
   posts: PostThroughput[];
+  deliveries: DeliveryCost[];
 }
 
 async function time(n: number, work: (i: number) => Promise<unknown>): Promise<Summary> {
@@ -250,5 +269,178 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
   agent.destroy();
   await gateway.close();
   if (received === 0) throw new Error("the hops client received nothing: the gateway did not deliver");
-  return { hops, posts };
+  const deliveries = await deliveryCosts(params);
+  progress(
+    `hops: delivery CPU ${deliveries.map((d) => `${d.path} ${d.cpuUsPerDelivery} µs (${d.framesPerPost} frames/POST)`).join("; ")}`,
+  );
+  return { hops, posts, deliveries };
+}
+
+/** Clients that count what they receive (batched frames count one per line). */
+async function receivers(urls: string[]): Promise<{ count: () => number; close: () => void }> {
+  let count = 0;
+  const sockets = await Promise.all(
+    urls.map(
+      (url) =>
+        new Promise<WebSocket>((resolve, reject) => {
+          const w = new WebSocket(url, { perMessageDeflate: false });
+          w.on("message", (data) => {
+            const text = data.toString();
+            count++;
+            for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) count++;
+          });
+          w.once("open", () => resolve(w));
+          w.once("error", reject);
+        }),
+    ),
+  );
+  return {
+    count: () => count,
+    close: () => {
+      for (const w of sockets) w.terminate();
+    },
+  };
+}
+
+/** Runs `offer` (which posts frames) for `seconds`, keeping the receivers busy; CPU per received frame. */
+async function measureDeliveries(
+  seconds: number,
+  received: () => number,
+  offer: (stop: () => boolean) => Promise<{ posts: number }>,
+): Promise<Omit<DeliveryCost, "path" | "overFloor">> {
+  const cpu = process.cpuUsage();
+  const start = received();
+  const t0 = performance.now();
+  const until = t0 + seconds * 1000;
+  const { posts } = await offer(() => performance.now() >= until);
+  const deadline = performance.now() + 5000;
+  const got = () => received() - start;
+  // What was posted has arrived (or is given up on after 5 s).
+  let last = -1;
+  while (got() !== last && performance.now() < deadline) {
+    last = got();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const used = process.cpuUsage(cpu);
+  const frames = got();
+  const elapsed = (performance.now() - t0) / 1000;
+  return {
+    deliveriesPerSec: round(frames / elapsed, 0),
+    framesPerPost: round(frames / Math.max(1, posts), 2),
+    cpuUsPerDelivery: round((used.user + used.system) / Math.max(1, frames), 1),
+  };
+}
+
+/**
+ * The floor (a bare node:http keep-alive POST whose server writes the body to a WebSocket as one
+ * frame) against the fan-out's own path (its delivery and signed client, the emulator's
+ * `@connections`, the same WebSocket clients), v1 clients and `batch=1` clients, at the worker's
+ * concurrency, over 64 connections receiving the same messages.
+ */
+async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
+  const CONNECTIONS = 64;
+  const data = JSON.stringify({ type: "message", roomId: "r", text: "x".repeat(120), seq: 1 });
+  const results: DeliveryCost[] = [];
+
+  // The floor: node:http keep-alive server, the `ws` library, nothing else.
+  const bare = createServer({ keepAlive: true }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const id = Number((req.url ?? "/0").slice(1));
+      sockets[id]?.send(Buffer.concat(chunks));
+      res.writeHead(200, { "Content-Length": 0 });
+      res.end();
+    });
+  });
+  const sockets: WebSocket[] = [];
+  const wss = new WebSocketServer({ server: bare, perMessageDeflate: false });
+  wss.on("connection", (w) => sockets.push(w));
+  await new Promise<void>((r) => bare.listen(0, "127.0.0.1", () => r()));
+  const bareAddress = bare.address() as AddressInfo;
+  const floorClients = await receivers(
+    Array.from({ length: CONNECTIONS }, () => `ws://127.0.0.1:${bareAddress.port}/`),
+  );
+  const bareAgent = new Agent({ keepAlive: true, maxSockets: params.concurrency });
+  const barePost = (id: number) =>
+    new Promise<void>((resolve, reject) => {
+      const req = request(
+        { agent: bareAgent, host: "127.0.0.1", port: bareAddress.port, method: "POST", path: `/${id}` },
+        (res) => {
+          res.resume();
+          res.once("end", () => resolve());
+        },
+      );
+      req.once("error", reject);
+      req.end(data);
+    });
+  const floor = await measureDeliveries(params.throughputSeconds, floorClients.count, async (stop) => {
+    let posts = 0;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: params.concurrency }, async () => {
+        while (!stop()) {
+          await barePost(next++ % CONNECTIONS);
+          posts++;
+        }
+      }),
+    );
+    return { posts };
+  });
+  results.push({ path: "floor: bare keep-alive POST → its WebSocket send", ...floor, overFloor: 1 });
+  floorClients.close();
+  bareAgent.destroy();
+  wss.close();
+  await new Promise<void>((r) => bare.close(() => r()));
+  bare.closeAllConnections();
+
+  // The fan-out's delivery through the emulator, to v1 and to batch=1 connections.
+  for (const batch of [false, true]) {
+    const ids: string[] = [];
+    const emulator = await startGateway({
+      port: 0,
+      stage: "bench",
+      routes: {
+        $connect: async (event: { requestContext: { connectionId: string } }) => {
+          ids.push(event.requestContext.connectionId);
+          return { statusCode: 200 };
+        },
+        $disconnect: async () => ({ statusCode: 200 }),
+      },
+      routeResponses: new Set(),
+      limits: { account: { ratePerSecond: 1e9, burst: 1e9 } },
+    });
+    const clients = await receivers(Array.from({ length: CONNECTIONS }, () => emulator.url));
+    const gatewayClient = new ManagementApiGateway(
+      createManagementClient(emulator.managementEndpoint, params.concurrency),
+      emulator.managementEndpoint,
+      params.concurrency,
+    );
+    const delivery = new Delivery(
+      gatewayClient,
+      { concurrency: params.concurrency, attempts: 4, throttleGiveUpMs: 60_000, maxBatchBytes: 32 * 1024 },
+      { gone() {}, failed() {} },
+    );
+    const members = ids.map((connectionId) => ({ connectionId, joinedSeq: 0, batch }));
+    const cost = await measureDeliveries(params.throughputSeconds, clients.count, async (stop) => {
+      // A room's messages as the worker hands them over: a few in flight at once.
+      const inFlight = new Set<Promise<void>>();
+      while (!stop()) {
+        const p = delivery.send("r", members, data);
+        inFlight.add(p);
+        void p.then(() => inFlight.delete(p));
+        if (inFlight.size >= 4) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      return { posts: delivery.stats.posts };
+    });
+    results.push({
+      path: `fan-out delivery → emulator → WebSocket, ${batch ? "batch=1 clients" : "v1 clients (one frame a POST)"}`,
+      ...cost,
+      overFloor: ratio(cost.cpuUsPerDelivery, floor.cpuUsPerDelivery),
+    });
+    clients.close();
+    await emulator.close();
+  }
+  return results;
 }
