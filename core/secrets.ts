@@ -16,7 +16,7 @@ async function fetchSecret(arn: string): Promise<string> {
   // A deadline well inside a handler's timeout, like every other remote call of a handler.
   client ??= new SecretsManagerClient({
     region: config.aws().region,
-    requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 },
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 3000, throwOnRequestTimeout: true },
   });
   const out = await client.send(new GetSecretValueCommand({ SecretId: arn }));
   if (!out.SecretString) throw new DependencyError("secrets", `secret ${arn} holds no string`);

@@ -76,7 +76,8 @@ export function createDynamoClient(): DynamoDBClient {
     maxAttempts: 3,
     // Every call answers well inside a handler's timeout, so a stalled DynamoDB is an INTERNAL the
     // client retries, not a Lambda that times out without a word.
-    requestHandler: { connectionTimeout: 1000, requestTimeout: 2000 },
+    // (Without throwOnRequestTimeout the SDK only warns when the deadline passes and waits on.)
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 2000, throwOnRequestTimeout: true },
   });
 }
 
