@@ -30,6 +30,8 @@ export interface WorkerLifecycle {
   healthPort?: number;
   /** What the health endpoint says while the worker runs (it answers 503 once stopping). */
   status: string;
+  /** A health finer than "running" (200 only while `ok`); the endpoint answers 503 once stopping. */
+  health?(): { ok: boolean; status: string } & Record<string, unknown>;
   start(): Promise<void>;
   /** Finishes the work in flight and lets go of what the worker holds. */
   stop(): Promise<void>;
@@ -49,10 +51,10 @@ export async function runWorker(worker: WorkerLifecycle): Promise<void> {
   let running = true;
   const health: Server | undefined =
     worker.healthPort !== undefined
-      ? await serveHealth(worker.healthPort, () => ({
-          ok: running,
-          status: running ? worker.status : "stopping",
-        }))
+      ? await serveHealth(worker.healthPort, () => {
+          if (!running) return { ok: false, status: "stopping" };
+          return worker.health?.() ?? { ok: true, status: worker.status };
+        })
       : undefined;
   await worker.start();
   const report = worker.report;
@@ -65,14 +67,16 @@ export async function runWorker(worker: WorkerLifecycle): Promise<void> {
     logger.info({ signal }, "stopping");
     clearInterval(reporter);
     void (async () => {
+      let code = 0;
       try {
         await worker.stop();
         await worker.close?.();
       } catch (err) {
         logger.error({ err }, "stopping failed");
+        code = 1;
       }
       health?.close();
-      process.exit(0);
+      process.exit(code);
     })();
   });
 }

@@ -8,8 +8,6 @@
  * is stored already, so nothing is lost and nothing is stored twice. Transient database errors are
  * retried with capped, jittered backoff and never skipped.
  */
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import {
   type Consumer,
   type EachBatchPayload,
@@ -31,14 +29,11 @@ import type { MessageRepository } from "../core/ports";
 import { backoffMs, sleep } from "../core/retry";
 import type { ChatMessage } from "../core/schemas";
 import { databaseUrl } from "../core/secrets";
-import { serveHealth } from "./health";
-import { onShutdown } from "./lifecycle";
+import { runWorker } from "./lifecycle";
 import { deadLetterRecord } from "./persister-dead-letter";
 
 /** Tuning of {@link createPersister}; every field has a default fit for production. */
 export interface PersisterOptions {
-  /** Port of the health endpoint (200 while consuming, 503 otherwise); 0 picks a free one; none when undefined. */
-  healthPort?: number;
   /** First retry delay of a failed write, in ms (default 100). */
   retryBaseMs?: number;
   /** Longest retry delay, in ms (default 5000). */
@@ -91,14 +86,12 @@ export interface PersisterDeps {
 
 /** A running persister. */
 export interface Persister {
-  /** Joins the group and starts consuming; resolves once the consumer runs (and the health endpoint listens). */
+  /** Joins the group and starts consuming; resolves once the consumer runs. */
   start(): Promise<void>;
   /** Finishes the batch in flight, commits it, leaves the group and disconnects. Idempotent. */
   stop(): Promise<void>;
-  /** Whether the consumer is in its group and consuming. */
+  /** Whether the consumer is in its group and consuming (what the health endpoint answers). */
   healthy(): boolean;
-  /** The health endpoint's port once started, when one was asked for. */
-  healthPort(): number | undefined;
 }
 
 /** The batch was given up without committing (shutdown during an outage): it will be delivered again. */
@@ -119,7 +112,6 @@ export function createPersister(deps: PersisterDeps): Persister {
   const retryMaxMs = options.retryMaxMs ?? 5000;
   let consumer: Consumer | undefined;
   let producer: Producer | undefined;
-  let server: Server | undefined;
   let consuming = false;
   let stopping = false;
   let stopped: Promise<void> | undefined;
@@ -337,16 +329,8 @@ export function createPersister(deps: PersisterDeps): Persister {
     }
   }
 
-  async function startHealth(port: number): Promise<void> {
-    server = await serveHealth(port, () => {
-      const ok = consuming && !stopping;
-      return { ok, status: ok ? "consuming" : stopping ? "stopping" : "not consuming", groupId, topic };
-    });
-  }
-
   return {
     async start() {
-      if (options.healthPort !== undefined) await startHealth(options.healthPort);
       producer = kafka.producer({
         idempotent: true,
         maxInFlightRequests: 1,
@@ -407,17 +391,11 @@ export function createPersister(deps: PersisterDeps): Persister {
         await consumer?.disconnect();
         consuming = false;
         await producer?.disconnect();
-        await new Promise<void>((resolve) => {
-          if (!server) return resolve();
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
         logger.info("persister stopped");
       })();
       return stopped;
     },
     healthy: () => consuming && !stopping,
-    healthPort: () => (server?.address() as AddressInfo | null)?.port,
   };
 }
 
@@ -446,28 +424,20 @@ async function main(): Promise<void> {
     topic: kafkaConfig.messagesTopic,
     deadLetterTopic: kafkaConfig.deadLetterTopic,
     groupId: persisterConfig.groupId,
-    options: { healthPort: persisterConfig.healthPort },
   });
-  let exiting = false;
-  const shutdown = (signal: string) => {
-    if (exiting) return;
-    exiting = true;
-    logger.info({ signal }, "signal received");
-    persister
-      .stop()
-      .then(() => repository.disconnect())
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          logger.error({ err: error }, "unclean shutdown");
-          process.exit(1);
-        },
-      );
-  };
-  onShutdown(shutdown);
-  await persister.start();
-  const port = persister.healthPort();
-  if (port !== undefined) logger.info({ healthPort: port }, "health endpoint listening");
+  await runWorker({
+    logger,
+    healthPort: persisterConfig.healthPort,
+    status: "consuming",
+    // 200 only while the consumer is in its group and consuming, not merely while the process runs.
+    health: () => {
+      const ok = persister.healthy();
+      return { ok, status: ok ? "consuming" : "not consuming", groupId: persisterConfig.groupId };
+    },
+    start: () => persister.start(),
+    stop: () => persister.stop(),
+    close: () => repository.disconnect(),
+  });
 }
 
 if (require.main === module) {
