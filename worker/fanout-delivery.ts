@@ -275,6 +275,11 @@ export class Delivery {
     else this.outboxes.delete(box.connectionId);
   }
 
+  /** What is under way: posts in flight, connections with frames to send, rooms with one waiting. */
+  load(): { inFlight: number; outboxes: number; waitingRooms: number } {
+    return { inFlight: this.active, outboxes: this.outboxes.size, waitingRooms: this.waiting.size };
+  }
+
   /** Stops retry timers (shutdown); frames still queued stay unsettled. */
   close(): void {
     for (const box of this.outboxes.values()) clearTimeout(box.timer);

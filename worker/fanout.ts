@@ -101,6 +101,10 @@ export interface FanoutStats extends ShardCounts {
   /** Entries trimmed from the stream before they were read: never delivered. */
   trimmed: number;
   memberLists: number;
+  /** Posts in flight, connections with frames to send, rooms whose turn is waiting. */
+  inFlight: number;
+  outboxes: number;
+  waitingRooms: number;
   cachedRooms: number;
   cachedMembers: number;
   shards: number[];
@@ -217,6 +221,7 @@ export function createFanoutWorker(deps: FanoutDeps, options: FanoutOptions) {
       swept,
       trimmed,
       memberLists: members.lists,
+      ...delivery.load(),
       cachedRooms: usage.rooms,
       cachedMembers: usage.members,
       shards: owned().sort((a, b) => a - b),
