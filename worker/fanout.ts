@@ -29,7 +29,7 @@ import { config } from "../core/config";
 import { createLogger, type Logger } from "../core/logger";
 import type { ConnectionGateway, ConnectionStore, EventLog, PresenceRegistry } from "../core/ports";
 import { redisPassword } from "../core/secrets";
-import { Delivery } from "./fanout-delivery";
+import { Delivery, type DeliveryStats } from "./fanout-delivery";
 import { ShardLeases } from "./fanout-leases";
 import { MemberCache } from "./fanout-members";
 import { RoomSeqs, type ShardCounts, ShardRunner } from "./fanout-shard";
@@ -87,16 +87,11 @@ export interface FanoutDeps {
   metric?: (name: string, value: number, dimensions: Record<string, string>) => void;
 }
 
-export interface FanoutStats extends ShardCounts {
-  /** Frames that reached a connection. */
-  delivered: number;
-  /** POSTs that carried them (fewer when frames were batched). */
-  posts: number;
-  batched: number;
-  gone: number;
-  /** Frames given up after retries, and messages whose members could not be listed. */
-  failed: number;
-  retried: number;
+/**
+ * What the worker did: its shards' counts and its deliveries (`failed` also counts the messages
+ * whose members could not be listed), and what it holds now.
+ */
+export interface FanoutStats extends ShardCounts, DeliveryStats {
   swept: number;
   /** Entries trimmed from the stream before they were read: never delivered. */
   trimmed: number;
