@@ -90,6 +90,22 @@ local out = {}
 for i = 2, #ARGV do out[i - 1] = redis.call('SADD', KEYS[2], ARGV[i]) end
 return out`;
 
+/**
+ * Whether this worker holds (or now takes) the lease `key` that one worker at a time holds for a
+ * periodic task; renews it for `ms` when held.
+ */
+export async function holdsSoleLease(
+  redis: Redis,
+  key: string,
+  workerId: string,
+  ms: number,
+): Promise<boolean> {
+  const mine =
+    (await redis.set(key, workerId, "PX", ms, "NX")) === "OK" || (await redis.get(key)) === workerId;
+  if (mine) await redis.pexpire(key, ms);
+  return mine;
+}
+
 export const leaseKeys = {
   workers: "fanout:workers",
   lease: (shard: number) => `fanout:lease:${shard}`,

@@ -10,6 +10,7 @@ import type { Redis } from "ioredis";
 import type { RedisMessageBus } from "../core/adapters/redis";
 import type { Logger } from "../core/logger";
 import type { EventLog } from "../core/ports";
+import { holdsSoleLease } from "./fanout-leases";
 
 export interface SweeperDeps {
   redis: Redis;
@@ -26,12 +27,7 @@ export interface SweeperDeps {
 
 async function sweep(deps: SweeperDeps, log: EventLog): Promise<void> {
   const { redis, bus, workerId, sweepAfterMs } = deps;
-  const lease = "fanout:sweeper";
-  const mine =
-    (await redis.set(lease, workerId, "PX", sweepAfterMs, "NX")) === "OK" ||
-    (await redis.get(lease)) === workerId;
-  if (!mine) return;
-  await redis.pexpire(lease, sweepAfterMs);
+  if (!(await holdsSoleLease(redis, "fanout:sweeper", workerId, sweepAfterMs))) return;
   const pending = await bus.unloggedSince(sweepAfterMs);
   if (pending.length === 0) return;
   await log.append(pending);

@@ -6,6 +6,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../core/logger";
 import { type ReapDeps, reapPresence } from "../core/presence";
+import { holdsSoleLease } from "./fanout-leases";
 
 const LEASE = "pres:reaper";
 
@@ -16,11 +17,7 @@ export function startPresenceReaper(
   let running: Promise<void> = Promise.resolve();
   const leaseMs = Math.max(5000, everyMs * 5);
   const round = async () => {
-    const mine =
-      (await deps.redis.set(LEASE, deps.workerId, "PX", leaseMs, "NX")) === "OK" ||
-      (await deps.redis.get(LEASE)) === deps.workerId;
-    if (!mine) return;
-    await deps.redis.pexpire(LEASE, leaseMs);
+    if (!(await holdsSoleLease(deps.redis, LEASE, deps.workerId, leaseMs))) return;
     const done = await reapPresence(deps);
     if (done.offline + done.gone > 0) deps.logger.info(done, "presence upkeep");
   };

@@ -150,7 +150,7 @@ export class DynamoConnectionStore extends TableAdapter implements ConnectionSto
           .slice(i, i + 100)
           .map((id) => ({ pk: connKey(id), sk: META }));
         for (let attempt = 0; keys && keys.length > 0; attempt++) {
-          if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+          if (attempt > 0) await unprocessedBackoff(attempt);
           const out: BatchGetCommandOutput = await this.doc.send(
             new BatchGetCommand({
               RequestItems: {
@@ -574,6 +574,11 @@ export class DynamoRoomDirectory extends TableAdapter implements RoomDirectory {
   }
 }
 
+/** The wait before asking DynamoDB again for what a batch call left unprocessed. */
+function unprocessedBackoff(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+}
+
 /** Writes in batches of 25, retrying what DynamoDB leaves unprocessed. */
 async function batchWrite(
   doc: DynamoDBDocumentClient,
@@ -583,7 +588,7 @@ async function batchWrite(
   for (let i = 0; i < requests.length; i += 25) {
     let pending: Record<string, unknown>[] | undefined = requests.slice(i, i + 25);
     for (let attempt = 0; pending && pending.length > 0; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      if (attempt > 0) await unprocessedBackoff(attempt);
       if (attempt > 6) throw new Error("unprocessed writes remained after retries");
       const out = await doc.send(new BatchWriteCommand({ RequestItems: { [table]: pending } }));
       pending = out.UnprocessedItems?.[table] as Record<string, unknown>[] | undefined;
