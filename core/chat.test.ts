@@ -42,9 +42,6 @@ class FakeLedger implements SendLedger {
     this.onRead?.();
     return value;
   }
-  async findSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined> {
-    return this.sends.get(`${senderId}/${clientMsgId}`);
-  }
   async recordSend(record: SendRecord) {
     const existing = this.sends.get(`${record.senderId}/${record.clientMsgId}`);
     if (existing) return { recorded: false as const, existing };
@@ -350,14 +347,19 @@ describe("sendMessage", () => {
     expect(ledger.counters.get("r")).toBe(2);
   });
 
-  test("a retry the ledger knows (Redis forgot it) answers its first ack, draws no seq, and goes out only as a retry", async () => {
-    const { deps, bus, log, ledger } = world();
+  test("a retry the ledger knows (Redis forgot it) answers its first ack, skips the seq it drew, and goes out only as a retry", async () => {
+    const { deps, bus, log } = world();
     const first = await sendMessage(deps, alice, frame("r", "one", "a"));
     const again = await sendMessage(deps, alice, frame("r", "one", "a"));
     expect(again).toEqual(first);
-    expect(ledger.counters.get("r")).toBe(1);
-    expect(bus.published.map((p) => p.retry)).toEqual([false, true]);
-    expect(log.appended.map((m) => m.messageId)).toEqual(["m1", "m1"]);
+    expect(bus.skipped).toEqual([2]);
+    expect(await sendMessage(deps, alice, frame("r", "two", "b"))).toMatchObject({ ok: true, seq: 3 });
+    expect(bus.published.map((p) => [p.message.seq, p.retry])).toEqual([
+      [1, false],
+      [1, true],
+      [3, false],
+    ]);
+    expect(log.appended.map((m) => m.messageId)).toEqual(["m1", "m1", "m3"]);
   });
 
   test("a clientMsgId reused for another room or another text is a CONFLICT, and nothing is sent", async () => {
@@ -368,10 +370,10 @@ describe("sendMessage", () => {
     expect(await sendMessage(deps, alice, frame("r", "other", "a"))).toEqual({ ok: false, code: "CONFLICT" });
     expect(bus.published).toHaveLength(1);
     expect(log.appended).toHaveLength(1);
-    // Another user may use the same id.
+    // The refused reuse drew seq 1 of room s, skipped. Another user may use the same id.
     const bob = { connectionId: "c2", userId: "bob" };
     await joinRoom(deps, bob, "s");
-    expect(await sendMessage(deps, bob, frame("s", "one", "a"))).toMatchObject({ ok: true, seq: 1 });
+    expect(await sendMessage(deps, bob, frame("s", "one", "a"))).toMatchObject({ ok: true, seq: 2 });
   });
 
   test("a retry Redis remembers is answered from Redis, appending only what Kafka never confirmed", async () => {
@@ -411,15 +413,15 @@ describe("sendMessage", () => {
     expect(ledger.counters.size).toBe(0);
   });
 
-  test("a rate-limited send draws no seq and reads no ledger; its retry is answered once allowed", async () => {
+  test("a rate-limited send draws no seq and touches no ledger; its retry is answered once allowed", async () => {
     const { deps, bus, ledger } = world();
     await sendMessage(deps, alice, frame("r", "one", "a"));
     bus.limited = true;
-    let reads = 0;
-    const findSend = ledger.findSend.bind(ledger);
-    ledger.findSend = (...args) => {
-      reads++;
-      return findSend(...args);
+    let writes = 0;
+    const recordSend = ledger.recordSend.bind(ledger);
+    ledger.recordSend = (...args) => {
+      writes++;
+      return recordSend(...args);
     };
     expect(await sendMessage(deps, alice, frame("r", "two", "b"))).toEqual({
       ok: false,
@@ -429,10 +431,12 @@ describe("sendMessage", () => {
       ok: false,
       code: "RATE_LIMITED",
     });
-    expect(reads).toBe(0);
+    expect(writes).toBe(0);
     bus.limited = false;
+    // This bus remembers nothing, so the ledger refuses the retry and its drawn seq is skipped.
     expect(await sendMessage(deps, alice, frame("r", "one", "a"))).toMatchObject({ ok: true, seq: 1 });
-    expect(ledger.counters.get("r")).toBe(1);
+    expect(ledger.counters.get("r")).toBe(2);
+    expect(bus.skipped).toEqual([2]);
   });
 
   test("a room the ledger never counted starts after the highest stored seq", async () => {

@@ -368,10 +368,12 @@ async function appendToLog(deps: Pick<ChatDeps, "bus" | "log">, message: ChatMes
 /**
  * Accepts a message:
  * 1. Redis admits it (a retry it remembers is answered at once, after appending to Kafka if Kafka
- *    never confirmed it; a first send draws from the rate limit); then the ledger (DynamoDB) is
- *    asked whether (sender, clientMsgId) was sent before: Redis may have lost that, the ledger not.
- * 2. The ledger issues the room's next seq and records the send, so neither a seq nor a retry
- *    depends on Redis keeping its newest writes.
+ *    never confirmed it; a first send draws from the rate limit).
+ * 2. The ledger (DynamoDB) issues the room's next seq and records the send under (sender,
+ *    clientMsgId), so neither a seq nor a retry depends on Redis keeping its newest writes. A retry
+ *    that Redis lost but the ledger holds is refused by that record's condition: it is answered
+ *    with its first ack and the seq it drew is skipped. The ledger is not read first: that read
+ *    would cost every send a DynamoDB call to find what only a Redis that lost data misses.
  * 3. Redis publishes it (recent history, and the fan-out stream in seq order).
  * 4. Kafka appends it (acks from every in-sync replica), and only then is it acked.
  * Reusing a clientMsgId for another room or text answers CONFLICT, and nothing more is delivered or
@@ -398,9 +400,6 @@ export async function sendMessage(
   // A refused send costs no DynamoDB read: a flood stays in Redis. (A retry Redis forgot that is
   // refused now is answered when it comes again.)
   if (admitted.status === "rate-limited") return { ok: false, code: "RATE_LIMITED" };
-  const known = await ledger.findSend(caller.userId, frame.clientMsgId);
-  if (known) return resend(deps, caller, frame, known, textDigest);
-
   const seq = await ledger.nextSeq(frame.roomId, () => seedRoom(deps, frame.roomId));
   const message: ChatMessage = {
     messageId: (deps.newId ?? ulid)(),
@@ -414,8 +413,9 @@ export async function sendMessage(
   };
   const recorded = await ledger.recordSend({ ...message, textDigest });
   if (!recorded.recorded) {
-    // The same send raced this one to the ledger: the seq just issued carries nothing. Best effort: a
-    // seq left unskipped only holds the room's stream until the fan-out releases it.
+    // The ledger holds this send already (a retry Redis lost, or the same send racing this one): the
+    // seq just issued carries nothing. Best effort: a seq left unskipped only holds the room's
+    // stream until the fan-out releases it.
     await bus.skip(frame.roomId, seq).catch(() => undefined);
     return resend(deps, caller, frame, recorded.existing, textDigest);
   }

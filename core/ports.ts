@@ -127,8 +127,6 @@ export interface SendLedger {
   nextSeq(roomId: string, seed: () => Promise<number>): Promise<number>;
   /** The highest seq issued in the room, or undefined when the ledger has never counted it. */
   currentSeq(roomId: string): Promise<number | undefined>;
-  /** The send recorded under (sender, clientMsgId), if any (a strongly consistent read). */
-  findSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined>;
   /**
    * Records the send unless (sender, clientMsgId) is recorded already; then answers that record,
    * and nothing is written.

@@ -358,10 +358,6 @@ export class DynamoSendLedger extends TableAdapter implements SendLedger {
     });
   }
 
-  findSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined> {
-    return wrap("find send", () => this.readSend(senderId, clientMsgId));
-  }
-
   private async readSend(senderId: string, clientMsgId: string): Promise<SendRecord | undefined> {
     const item = await this.getItem(sentKey(senderId, clientMsgId));
     if (!item) return undefined;
