@@ -24,7 +24,7 @@ import {
   type RunningGateway,
   startGateway,
 } from "./gateway";
-import { type DynamoMeterProxy, startDynamoMeterProxy } from "./gateway/dynamodb-meter";
+import { type DynamoMeterProxy, meterDynamoClient, startDynamoMeterProxy } from "./gateway/dynamodb-meter";
 import { localJwtSecret } from "./secret";
 import { type LocalServices, startLocalServices } from "./services";
 import { freePort, killAllServices, sleep } from "./services/process";
@@ -152,11 +152,13 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       JWT_SECRET: localJwtSecret(baseEnv),
     };
     if (metering) {
-      // DynamoDB through a counting proxy (read and write units); Kafka appends counted at the port.
+      // DynamoDB's read and write units: the handlers' client counts them itself, the workers go
+      // through a counting proxy; Kafka appends are counted at the port.
       dynamoMeter = await startDynamoMeterProxy(env.DYNAMODB_ENDPOINT as string, meter);
-      env.DYNAMODB_ENDPOINT = dynamoMeter.url;
       overrideServices({
         ...priorOverrides,
+        dynamo: (real) =>
+          meterDynamoClient(priorOverrides.dynamo ? priorOverrides.dynamo(real) : real, meter),
         log: (real) => {
           const inner = priorOverrides.log ? priorOverrides.log(real) : real;
           return {
@@ -207,6 +209,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
         env: {
           ...process.env,
           ...env,
+          ...(dynamoMeter ? { DYNAMODB_ENDPOINT: dynamoMeter.url } : {}),
           WORKER_ID: workerId,
           PERSISTER_GROUP_ID: baseEnv.PERSISTER_GROUP_ID ?? DEFAULT_NAMES.persisterGroupId,
           // The worker stops when this process is gone, even if it was killed without a word.
@@ -273,8 +276,6 @@ async function start(opts: StackOptions): Promise<RunningStack> {
           await Promise.race([closeServices(), sleep(3000)]);
           overrideServices(priorOverrides);
           await dynamoMeter?.stop();
-          // What the environment named before, not the proxy that is gone.
-          if (dynamoMeter) process.env.DYNAMODB_ENDPOINT = services.env.DYNAMODB_ENDPOINT;
           // LOCAL_METER_FILE: where the meter's last reading goes (npm run soak and bench read it).
           if (settingsEnv.LOCAL_METER_FILE) {
             writeFileSync(settingsEnv.LOCAL_METER_FILE, `${JSON.stringify(meter.snapshot(), null, 2)}\n`);

@@ -8,11 +8,16 @@
  * libraries: `$connect` bundles the DynamoDB store alone, not kafkajs, ioredis and pg. This module
  * holds what they share, and imports no adapter.
  */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { EventLog } from "../ports";
 
-/** Parts of the wiring a test may replace (faults injected at a port's edge). */
+/**
+ * Parts of the wiring a host may wrap: a test injects faults at a port's edge; the local stack
+ * meters what the handlers would be billed for.
+ */
 export interface ServiceOverrides {
   log?: (real: EventLog) => EventLog;
+  dynamo?: (real: DynamoDBClient) => DynamoDBClient;
 }
 
 let overrides: ServiceOverrides = {};

@@ -1,12 +1,17 @@
 /**
- * A counting proxy in front of the local DynamoDB (dynalite): the handlers and workers talk to it
- * through DYNAMODB_ENDPOINT as they would to DynamoDB, and it tells the meter each request's read or
- * write units. It asks for them (ReturnConsumedCapacity TOTAL, when the caller did not) and reads
- * ConsumedCapacity from the answer, which it passes on unchanged; a request whose answer carries none
- * is counted as one unit per item (an estimate, marked so in the meter).
+ * DynamoDB's read and write units, counted for the meter two ways with one rule: ask for them
+ * (ReturnConsumedCapacity TOTAL, when the caller did not), read ConsumedCapacity from the answer and
+ * pass the answer on unchanged; an answer that carries none is counted as one unit per item (an
+ * estimate, marked so in the meter).
+ *
+ * - {@link meterDynamoClient}: a middleware on the clients of this process (the handlers, which the
+ *   local gateway runs in-process): no extra hop on the path a message takes.
+ * - {@link startDynamoMeterProxy}: a counting proxy in front of dynalite for the workers, which run in
+ *   processes of their own and reach it through DYNAMODB_ENDPOINT as they would reach DynamoDB.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Meter } from "./meter";
 
 const READS = new Set(["GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"]);
@@ -52,6 +57,33 @@ function readAll(stream: IncomingMessage): Promise<Buffer> {
   });
 }
 
+/** Which of the meter's kinds an operation is, or undefined for one that is not billed per unit. */
+function kindOf(operation: string): "read" | "write" | undefined {
+  return READS.has(operation) ? "read" : WRITES.has(operation) ? "write" : undefined;
+}
+
+/** Counts every billed request `client` makes into `meter`; answers the same client. */
+export function meterDynamoClient(client: DynamoDBClient, meter: Meter): DynamoDBClient {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const operation = String(context.commandName ?? "").replace(/Command$/, "");
+      const kind = kindOf(operation);
+      if (!kind) return next(args);
+      const input = args.input as Record<string, unknown>;
+      const forced = input.ReturnConsumedCapacity === undefined;
+      const result = await next(
+        forced ? { ...args, input: { ...input, ReturnConsumedCapacity: "TOTAL" } } : args,
+      );
+      const units = unitsOf(result.output);
+      meter.dynamodb(operation, kind, units, units === undefined ? itemsOf(input) : 1);
+      if (forced) delete (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
+      return result;
+    },
+    { step: "initialize", name: "localCapacityMeter" },
+  );
+  return client;
+}
+
 /** Starts the proxy in front of `target` (dynalite's endpoint), counting into `meter`. */
 export async function startDynamoMeterProxy(target: string, meter: Meter): Promise<DynamoMeterProxy> {
   const upstream = new URL(target);
@@ -60,7 +92,7 @@ export async function startDynamoMeterProxy(target: string, meter: Meter): Promi
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let body = await readAll(req);
     const operation = String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "";
-    const kind = READS.has(operation) ? "read" : WRITES.has(operation) ? "write" : undefined;
+    const kind = kindOf(operation);
     // Asked for by us (the common case): spliced in as text, to spare a parse of every request.
     let forced = false;
     if (kind && body[0] === 0x7b && !body.includes("ReturnConsumedCapacity")) {

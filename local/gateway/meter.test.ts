@@ -2,7 +2,7 @@ import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { startDynamo } from "../services";
 import { compareOptions, formatMeter, formatProjection, loadPrices, projectMonthlyCost } from "./cost";
-import { startDynamoMeterProxy } from "./dynamodb-meter";
+import { meterDynamoClient, startDynamoMeterProxy } from "./dynamodb-meter";
 import { Meter } from "./meter";
 
 describe("Meter", () => {
@@ -91,6 +91,52 @@ describe("DynamoDB counting proxy", () => {
     } finally {
       raw.destroy();
       await proxy.stop();
+      await dynamo.stop();
+    }
+  });
+});
+
+describe("DynamoDB counting middleware", () => {
+  test("counts the units of this process's own client, and answers what it would answer unmetered", async () => {
+    const dynamo = await startDynamo();
+    const meter = new Meter();
+    const raw = meterDynamoClient(
+      new DynamoDBClient({
+        endpoint: dynamo.url,
+        region: "us-east-1",
+        credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      }),
+      meter,
+    );
+    const doc = DynamoDBDocumentClient.from(raw);
+    try {
+      await raw.send(
+        new CreateTableCommand({
+          TableName: "metered",
+          KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+          AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+          BillingMode: "PAY_PER_REQUEST",
+        }),
+      );
+      const put = { TableName: "metered", Item: { pk: "a", text: "x".repeat(1500) } };
+      await doc.send(new PutCommand(put));
+      const got = await doc.send(
+        new GetCommand({ TableName: "metered", Key: { pk: "a" }, ConsistentRead: true }),
+      );
+      expect(got.Item?.pk).toBe("a");
+      expect(got.ConsumedCapacity).toBeUndefined();
+      expect(put).not.toHaveProperty("ReturnConsumedCapacity");
+      const asked = await doc.send(
+        new GetCommand({ TableName: "metered", Key: { pk: "a" }, ReturnConsumedCapacity: "TOTAL" }),
+      );
+      expect(asked.ConsumedCapacity?.CapacityUnits).toBe(0.5);
+      const m = meter.snapshot().dynamodb;
+      expect(m.byOperation.PutItem).toEqual({ requests: 1, readUnits: 0, writeUnits: 2 });
+      expect(m.byOperation.GetItem).toEqual({ requests: 2, readUnits: 1.5, writeUnits: 0 });
+      expect(m.byOperation.CreateTable).toBeUndefined();
+      expect(m.estimatedRequests).toBe(0);
+    } finally {
+      raw.destroy();
       await dynamo.stop();
     }
   });
