@@ -126,8 +126,7 @@ export function createMessageHistory(
     ...pgTimeoutOptions(timeouts),
   });
   // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool; unheard,
-  // it ends the process (the fault suite's PostgreSQL kill took the gateway down). The pool drops
-  // that client itself and the next query opens a new one.
+  // it ends the process. The pool drops that client itself and the next query opens a new one.
   pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
   return new PgMessageHistory(pool);
 }

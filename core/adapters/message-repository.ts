@@ -139,13 +139,12 @@ export class PostgresMessageRepository implements MessageRepository {
       if (!isPermanentWriteError(error)) throw error;
       this.writes.insertedAfterCopyRefused++;
     }
-    // One statement over column arrays: PostgreSQL unpacks them, so a batch of thousands costs
-    // eight parameters instead of eight per row (createMany built and bound every one, and capped
-    // the persister near a thousand rows a second). It goes through the pool Prisma's adapter runs
-    // on rather than through $executeRaw, which spent twice the CPU per row on the same statement
-    // (`npm run bench -- --only persist` measures the writer). ON CONFLICT DO NOTHING skips both a
-    // replayed messageId and a taken (roomId, seq); the second is told apart below, since it is data
-    // loss, not a replay.
+    // One statement over column arrays: PostgreSQL unpacks them, so a batch of thousands binds
+    // eight parameters, not eight for every row, each built and bound on its own. It goes through
+    // the pool Prisma's adapter runs on, not through $executeRaw, which adds work of its own per
+    // row to the same statement (`npm run bench -- --only persist` measures the writer).
+    // ON CONFLICT DO NOTHING skips both a replayed messageId and a taken (roomId, seq); the second
+    // is told apart below, since it is data loss, not a replay.
     const result = await this.pool.query(INSERT_MANY, [
       messages.map((m) => m.messageId),
       messages.map((m) => m.roomId),
@@ -252,8 +251,8 @@ export function createMessageRepository(
     ),
   });
   // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool, and an
-  // unheard "error" ends the process (the fault suite's PostgreSQL kill crashed it). The pool drops
-  // that client by itself; the next query opens a new one, and query failures reject as before.
+  // unheard "error" ends the process. The pool drops that client by itself; the next query opens a
+  // new one, and a failing query still rejects for its caller.
   pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
   return new PostgresMessageRepository(
     new PrismaClient({ adapter: new PrismaPg(pool) }),
