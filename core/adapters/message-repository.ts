@@ -10,15 +10,14 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { PrismaPg } from "@prisma/adapter-pg";
-import { DatabaseError, Pool } from "pg";
+import { DatabaseError, type Pool } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { PrismaClient } from "../../prisma/generated/client";
 import { config } from "../config";
 import { ChatError } from "../errors";
-import { createLogger } from "../logger";
 import type { HistoryQuery, MessageRepository } from "../ports";
 import type { ChatMessage } from "../schemas";
-import { MESSAGE_COLUMNS, PgMessageHistory, type PgTimeouts, pgTimeoutOptions } from "./message-history";
+import { createPgPool, MESSAGE_COLUMNS, PgMessageHistory, type PgTimeouts } from "./message-history";
 
 /** A message that collides with a stored row of another messageId on (roomId, seq). */
 export interface MessageConflict {
@@ -242,18 +241,12 @@ export function createMessageRepository(
   options: MessageRepositoryOptions = {},
 ): PostgresMessageRepository {
   const db = config.database();
-  const pool = new Pool({
-    connectionString: databaseUrl,
-    max: options.maxConnections ?? 5,
+  const pool = createPgPool(
+    databaseUrl,
+    options.maxConnections ?? 5,
     // A batch's COPY takes seconds: the writes' deadline is the longer one of DATABASE_WRITE_TIMEOUT_MS.
-    ...pgTimeoutOptions(
-      options.timeouts ?? { connectMs: db.connectTimeoutMs, statementMs: db.writeTimeoutMs },
-    ),
-  });
-  // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool, and an
-  // unheard "error" ends the process. The pool drops that client by itself; the next query opens a
-  // new one, and a failing query still rejects for its caller.
-  pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
+    options.timeouts ?? { connectMs: db.connectTimeoutMs, statementMs: db.writeTimeoutMs },
+  );
   return new PostgresMessageRepository(
     new PrismaClient({ adapter: new PrismaPg(pool) }),
     pool,
