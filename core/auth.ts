@@ -3,8 +3,8 @@
  * HS256 only, so `none` and tokens signed with another algorithm (including the RS256/HS256
  * confusion) are refused, as are expired, not-yet-valid, oversized and malformed ones.
  *
- * jose does the JWT work: it has no dependencies, and bundled it loads in a few milliseconds, which
- * is most of what separates the authorizer's cold start from its target (`npm run bench`).
+ * jose does the JWT work: it has no dependencies and bundles small, and what the authorizer's bundle
+ * loads is most of its cold start (`npm run bench` measures it).
  */
 import { errors, jwtVerify, SignJWT } from "jose";
 import { type TokenClaims, TokenClaims as TokenClaimsSchema } from "./schemas";

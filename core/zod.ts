@@ -1,6 +1,6 @@
 /**
  * zod's functional build, `zod/mini`, for every schema of core/: esbuild keeps only the schema kinds
- * and checks a bundle uses (tens of KB instead of the full build's ~460 KB in each Lambda handler).
+ * and checks a bundle uses, where the full build would put all of zod in each Lambda handler.
  * The full build sets its English messages by itself and zod/mini does not, so they are set here,
  * once: error frames and ConfigErrors quote them (PROTOCOL.md's answers stay the same).
  *

@@ -78,8 +78,8 @@ async function main(): Promise<void> {
   say(
     `starting the local stack (Redis, Kafka, PostgreSQL, DynamoDB, gateway, workers); data in ${where}${fresh ? ", starting empty" : ""}`,
   );
-  // The web client is built (in memory, well under a second) before the port opens, so the page is
-  // there as soon as the address is printed.
+  // The web client is built (in memory) before the port opens, so the page is there as soon as the
+  // address is printed.
   const stage = process.env.STAGE ?? "dev";
   const webHandler = await createWebHandler({ stage, secret: () => localJwtSecret() });
   const starting = startStack({

@@ -17,6 +17,7 @@ import { closeServices, overrideServices, serviceOverrides } from "../core/wirin
 import { AUTHORIZER, ROUTES } from "../functions/routes";
 import { migrate } from "../prisma/migrate";
 import {
+  connectionTimesFromEnv,
   type GatewayOptions,
   type LambdaHandler,
   limitsFromEnv,
@@ -118,6 +119,10 @@ async function start(opts: StackOptions): Promise<RunningStack> {
   // The emulator's limits (GATEWAY_* settings), checked before anything starts.
   const settingsEnv = { ...baseEnv, ...opts.settings };
   const limits = limitsFromEnv(settingsEnv);
+  // API Gateway's idle timeout and 2-hour cap, shorter where a test or a person asks.
+  const times = connectionTimesFromEnv(settingsEnv);
+  const idleTimeoutMs = opts.idleTimeoutMs ?? times.idleTimeoutMs;
+  const maxLifetimeMs = opts.maxLifetimeMs ?? times.maxLifetimeMs;
   const metering = settingsEnv.LOCAL_METER !== "0";
   const meter = new Meter(limits.lambdaMemoryMb, (opts.persisters ?? 1) > 0 ? 1 : 0);
   const services = await startLocalServices({
@@ -134,9 +139,6 @@ async function start(opts: StackOptions): Promise<RunningStack> {
   const workers: WorkerProcess[] = [];
   const supervisors: Supervisor[] = [];
   let stopping = false;
-  // API Gateway's idle timeout and 2-hour cap, shorter where a test or a person asks.
-  const idleTimeoutMs = opts.idleTimeoutMs ?? positiveMs(settingsEnv.GATEWAY_IDLE_TIMEOUT_MS);
-  const maxLifetimeMs = opts.maxLifetimeMs ?? positiveMs(settingsEnv.GATEWAY_MAX_LIFETIME_MS);
   try {
     const env: Record<string, string> = {
       AWS_REGION: baseEnv.AWS_REGION ?? "us-east-1",
@@ -345,16 +347,4 @@ export async function stopWorkers(workers: WorkerProcess[], graceMs = 10_000): P
         clearTimeout(timer);
       }),
   );
-}
-
-/** A positive number of milliseconds from a setting, or undefined when it is unset. */
-function positiveMs(value: string | undefined): number | undefined {
-  if (value === undefined || value === "") return undefined;
-  const ms = Number(value);
-  if (!Number.isInteger(ms) || ms <= 0) {
-    throw new Error(
-      `a gateway time setting must be a positive whole number of milliseconds; got ${JSON.stringify(value)}`,
-    );
-  }
-  return ms;
 }

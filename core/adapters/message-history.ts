@@ -96,16 +96,24 @@ export interface PgTimeouts {
 }
 
 /**
- * pg pool options for {@link PgTimeouts}. The client-side query_timeout is a little longer than the
- * server's statement_timeout, so a slow statement is cancelled by the server (the connection stays
- * usable) and only an unreachable server leaves it to the client.
+ * A pg pool on `databaseUrl` with the deadlines of {@link PgTimeouts}, for readers and writers alike.
+ * The client-side query_timeout is a little longer than the server's statement_timeout, so a slow
+ * statement is cancelled by the server (the connection stays usable) and only an unreachable server
+ * leaves it to the client.
  */
-export function pgTimeoutOptions(timeouts: PgTimeouts) {
-  return {
+export function createPgPool(databaseUrl: string, maxConnections: number, timeouts: PgTimeouts): Pool {
+  const pool = new Pool({
+    connectionString: databaseUrl,
+    max: maxConnections,
     connectionTimeoutMillis: timeouts.connectMs,
     statement_timeout: timeouts.statementMs,
     query_timeout: timeouts.statementMs + 500,
-  };
+  });
+  // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool, and an
+  // unheard "error" ends the process. The pool drops that client by itself; the next query opens a
+  // new one, and a failing query still rejects for its caller.
+  pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
+  return pool;
 }
 
 /** The handlers' read deadlines: DATABASE_READ_TIMEOUT_MS and DATABASE_CONNECT_TIMEOUT_MS (3 s each). */
@@ -120,14 +128,5 @@ export function createMessageHistory(
   maxConnections = 2,
   timeouts: PgTimeouts = readTimeouts(),
 ): PgMessageHistory {
-  const pool = new Pool({
-    connectionString: databaseUrl,
-    max: maxConnections,
-    ...pgTimeoutOptions(timeouts),
-  });
-  // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool; unheard,
-  // it ends the process (the fault suite's PostgreSQL kill took the gateway down). The pool drops
-  // that client itself and the next query opens a new one.
-  pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
-  return new PgMessageHistory(pool);
+  return new PgMessageHistory(createPgPool(databaseUrl, maxConnections, timeouts));
 }

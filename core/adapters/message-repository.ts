@@ -10,15 +10,14 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { PrismaPg } from "@prisma/adapter-pg";
-import { DatabaseError, Pool } from "pg";
+import { DatabaseError, type Pool } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { PrismaClient } from "../../prisma/generated/client";
 import { config } from "../config";
 import { ChatError } from "../errors";
-import { createLogger } from "../logger";
 import type { HistoryQuery, MessageRepository } from "../ports";
 import type { ChatMessage } from "../schemas";
-import { MESSAGE_COLUMNS, PgMessageHistory, type PgTimeouts, pgTimeoutOptions } from "./message-history";
+import { createPgPool, MESSAGE_COLUMNS, PgMessageHistory, type PgTimeouts } from "./message-history";
 
 /** A message that collides with a stored row of another messageId on (roomId, seq). */
 export interface MessageConflict {
@@ -139,13 +138,12 @@ export class PostgresMessageRepository implements MessageRepository {
       if (!isPermanentWriteError(error)) throw error;
       this.writes.insertedAfterCopyRefused++;
     }
-    // One statement over column arrays: PostgreSQL unpacks them, so a batch of thousands costs
-    // eight parameters instead of eight per row (createMany built and bound every one, and capped
-    // the persister near a thousand rows a second). It goes through the pool Prisma's adapter runs
-    // on rather than through $executeRaw, which spent twice the CPU per row on the same statement
-    // (`npm run bench -- --only persist` measures the writer). ON CONFLICT DO NOTHING skips both a
-    // replayed messageId and a taken (roomId, seq); the second is told apart below, since it is data
-    // loss, not a replay.
+    // One statement over column arrays: PostgreSQL unpacks them, so a batch of thousands binds
+    // eight parameters, not eight for every row, each built and bound on its own. It goes through
+    // the pool Prisma's adapter runs on, not through $executeRaw, which adds work of its own per
+    // row to the same statement (`npm run bench -- --only persist` measures the writer).
+    // ON CONFLICT DO NOTHING skips both a replayed messageId and a taken (roomId, seq); the second
+    // is told apart below, since it is data loss, not a replay.
     const result = await this.pool.query(INSERT_MANY, [
       messages.map((m) => m.messageId),
       messages.map((m) => m.roomId),
@@ -243,18 +241,12 @@ export function createMessageRepository(
   options: MessageRepositoryOptions = {},
 ): PostgresMessageRepository {
   const db = config.database();
-  const pool = new Pool({
-    connectionString: databaseUrl,
-    max: options.maxConnections ?? 5,
+  const pool = createPgPool(
+    databaseUrl,
+    options.maxConnections ?? 5,
     // A batch's COPY takes seconds: the writes' deadline is the longer one of DATABASE_WRITE_TIMEOUT_MS.
-    ...pgTimeoutOptions(
-      options.timeouts ?? { connectMs: db.connectTimeoutMs, statementMs: db.writeTimeoutMs },
-    ),
-  });
-  // An idle client whose server went away (PostgreSQL restarted) emits "error" on the pool, and an
-  // unheard "error" ends the process (the fault suite's PostgreSQL kill crashed it). The pool drops
-  // that client by itself; the next query opens a new one, and query failures reject as before.
-  pool.on("error", (err) => createLogger("postgres").warn({ err }, "an idle PostgreSQL connection failed"));
+    options.timeouts ?? { connectMs: db.connectTimeoutMs, statementMs: db.writeTimeoutMs },
+  );
   return new PostgresMessageRepository(
     new PrismaClient({ adapter: new PrismaPg(pool) }),
     pool,

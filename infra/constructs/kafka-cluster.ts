@@ -6,8 +6,8 @@
  * Sized so that a routine broker restart (MSK patches and reconfigures brokers one at a time) does
  * not stop sends: three brokers, one per AZ, replication factor 3 and min.insync.replicas 2. The
  * producers send with acks from all in-sync replicas, so with one broker down the two others still
- * form the ISR and writes go on; with RF 2 and min ISR 2 (the earlier size) any one broker down
- * refused every write. The broker configuration below states the same values, and retention by bytes
+ * form the ISR and writes go on; with RF 2 and min ISR 2 any one broker down would refuse every
+ * write. The broker configuration below states the same values, and retention by bytes
  * as well as by time, sized from the storage per broker (see `retentionBytesPerPartition`); storage
  * grows by itself (Application Auto Scaling) before it fills, and an alarm (ChatMonitoring) sounds
  * if it still nears full.

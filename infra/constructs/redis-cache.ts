@@ -12,9 +12,9 @@
  * JSON about 500 bytes. What each message costs in Redis, from core/adapters/redis.ts:
  *   (a) recent history: RECENT_HISTORY_SIZE (200) newest per room, a sorted-set entry of the message
  *       JSON: 10,000 rooms × 200 × 500 B = 1.0 GB of data, about 1.2 GB with per-entry overhead;
- *   (b) fan-out stream entry: kept until trimmed; today each of FANOUT_SHARDS (16) streams is capped
- *       at about 100,000 entries (XADD MAXLEN ~), so at most 16 × 100,000 × ~520 B ≈ 0.85 GB;
- *       if entries were trimmed once delivered, seconds of traffic: negligible;
+ *   (b) fan-out stream entry: trimmed once delivered (the fan-out's watermark), so seconds of
+ *       traffic while the workers keep up; the bound is the cap of each of FANOUT_SHARDS (16)
+ *       streams, about 100,000 entries (XADD MAXLEN ~): at most 16 × 100,000 × ~520 B ≈ 0.85 GB;
  *   (c) dedupe record (message JSON + state) for its TTL after Kafka has the message: at 10-15
  *       minutes, 200/s × 900 s × ~650 B ≈ 120 MB (linear in the TTL: at 24 hours it would be ~11 GB);
  *   (d) pending-log entry until Kafka confirms (milliseconds; a 10-minute Kafka outage at 200/s:

@@ -43,7 +43,13 @@ export {
 } from "./invocations";
 export { Meter, type MeterSnapshot } from "./meter";
 export { GatewayStartError } from "./routing";
-export { DEFAULT_LIMITS, type GatewayLimits, GatewaySettingError, limitsFromEnv } from "./settings";
+export {
+  connectionTimesFromEnv,
+  DEFAULT_LIMITS,
+  type GatewayLimits,
+  GatewaySettingError,
+  limitsFromEnv,
+} from "./settings";
 export type { GatewayLogger, GatewayOptions, RunningGateway } from "./types";
 
 const DEFAULT_IDLE_MS = 10 * 60 * 1000;

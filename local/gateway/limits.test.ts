@@ -1,5 +1,5 @@
 import { InvocationPool } from "./invocations";
-import { DEFAULT_LIMITS, GatewaySettingError, limitsFromEnv } from "./settings";
+import { connectionTimesFromEnv, DEFAULT_LIMITS, GatewaySettingError, limitsFromEnv } from "./settings";
 import { signatureProblem } from "./sigv4";
 import { TokenBucket } from "./throttle";
 
@@ -112,6 +112,23 @@ describe("limitsFromEnv", () => {
   test("a bad value names the setting", () => {
     expect(() => limitsFromEnv({ GATEWAY_DISCONNECT_DROP: "2" })).toThrow(GatewaySettingError);
     expect(() => limitsFromEnv({ GATEWAY_LAMBDA_CONCURRENCY: "many" })).toThrow(/GATEWAY_LAMBDA_CONCURRENCY/);
+  });
+});
+
+describe("connectionTimesFromEnv", () => {
+  test("unset leaves the gateway's own; set shortens them", () => {
+    expect(connectionTimesFromEnv({})).toEqual({ idleTimeoutMs: undefined, maxLifetimeMs: undefined });
+    expect(connectionTimesFromEnv({ GATEWAY_IDLE_TIMEOUT_MS: "", GATEWAY_MAX_LIFETIME_MS: "5000" })).toEqual({
+      idleTimeoutMs: undefined,
+      maxLifetimeMs: 5000,
+    });
+  });
+
+  test.each(["0", "-1", "1.5", "soon"])("%s is refused with a sentence naming the setting", (value) => {
+    expect(() => connectionTimesFromEnv({ GATEWAY_IDLE_TIMEOUT_MS: value })).toThrow(GatewaySettingError);
+    expect(() => connectionTimesFromEnv({ GATEWAY_IDLE_TIMEOUT_MS: value })).toThrow(
+      `GATEWAY_IDLE_TIMEOUT_MS must be a whole number of ms ≥ 1 (it is "${value}")`,
+    );
   });
 });
 

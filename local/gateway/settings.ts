@@ -101,15 +101,17 @@ export const GATEWAY_SETTINGS = {
   GATEWAY_DISCONNECT_DELAY_MS: "delay of $disconnect after the close",
   GATEWAY_LAMBDA_MEMORY_MB: "memory each handler is billed at",
   MANAGEMENT_LATENCY_MS: "how long each @connections call takes (a simulated round trip to AWS)",
+  GATEWAY_IDLE_TIMEOUT_MS: "how long a connection may go without a frame from its client",
+  GATEWAY_MAX_LIFETIME_MS: "how long a connection may last",
 } as const;
 
-function number(
+function number<F extends number | undefined>(
   env: Record<string, string | undefined>,
   name: keyof typeof GATEWAY_SETTINGS,
-  fallback: number,
+  fallback: F,
   check: (n: number) => boolean,
   expected: string,
-): number {
+): number | F {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
@@ -180,6 +182,22 @@ export function limitsFromEnv(env: Record<string, string | undefined>): GatewayL
       (n) => n >= 0,
       "a number of ms ≥ 0",
     ),
+  };
+}
+
+/**
+ * How long a connection may stay idle and may last, in ms, where the environment shortens them
+ * (GATEWAY_IDLE_TIMEOUT_MS, GATEWAY_MAX_LIFETIME_MS); undefined leaves AWS's 10 minutes and 2 hours
+ * to the gateway. Throws on a bad value.
+ */
+export function connectionTimesFromEnv(env: Record<string, string | undefined>): {
+  idleTimeoutMs: number | undefined;
+  maxLifetimeMs: number | undefined;
+} {
+  const ms = "a whole number of ms ≥ 1";
+  return {
+    idleTimeoutMs: number(env, "GATEWAY_IDLE_TIMEOUT_MS", undefined, whole, ms),
+    maxLifetimeMs: number(env, "GATEWAY_MAX_LIFETIME_MS", undefined, whole, ms),
   };
 }
 

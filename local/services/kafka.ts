@@ -195,7 +195,8 @@ function serverProperties(dir: string, port: number, controllerPort: number): st
     "transaction.state.log.num.partitions": 6,
     "group.initial.rebalance.delay.ms": 0,
     // After a SIGKILL the restarted broker is refused (DUPLICATE_BROKER_REGISTRATION) until the dead
-    // one's session expires: 9 s by default, plus the registration back-off, made restarts take 20 s.
+    // one's session expires (9 s by default, plus the registration back-off): a short session lets a
+    // restarted broker serve again within a fault test's time.
     "broker.heartbeat.interval.ms": 500,
     "broker.session.timeout.ms": 3000,
     // Fault tests kill consumers; short sessions let the group notice within a test's time.
