@@ -3,7 +3,7 @@
  * depend on a real Redis, DynamoDB, Kafka or PostgreSQL (those are the integration tests' job).
  */
 import { createHash } from "node:crypto";
-import { type ChatDeps, getHistory, joinRoom, leaveRoom, sendMessage } from "./chat";
+import { type ChatDeps, getHistory, joinRoom, leaveRoom, newMessageId, sendMessage } from "./chat";
 import type {
   AdmitOutcome,
   ConnectionGateway,
@@ -722,3 +722,24 @@ describe("rooms", () => {
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
+
+describe("newMessageId", () => {
+  test("is a ULID, unique, in time order across milliseconds, with every character in use", async () => {
+    const ids = new Set<string>();
+    const seen = new Set<string>();
+    let previous = "";
+    for (let i = 0; i < 5000; i++) {
+      const id = newMessageId();
+      expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+      ids.add(id);
+      for (const c of id.slice(10)) seen.add(c);
+      if (i % 1000 === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        expect(id.slice(0, 10) >= previous.slice(0, 10)).toBe(true);
+        previous = id;
+      }
+    }
+    expect(ids.size).toBe(5000);
+    expect(seen.size).toBe(32);
+  });
+});

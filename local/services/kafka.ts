@@ -342,6 +342,11 @@ export async function startKafka(options: KafkaOptions): Promise<RunningService>
       `-Xmx${options.heapMb ?? 512}m`,
       "-Djava.awt.headless=true",
       "-XX:+ExitOnOutOfMemoryError",
+      // A local broker lives for a test run or a working day: the optimizing compiler's work would
+      // cost more CPU than its faster code saves, on a machine the stack shares with everything
+      // else. One collector thread, for the same reason.
+      "-XX:TieredStopAtLevel=1",
+      "-XX:+UseSerialGC",
       logConfig,
       "-cp",
       classPath,
