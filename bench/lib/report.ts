@@ -3,6 +3,7 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatMeter, formatProjection } from "../../local/gateway/cost";
 import type { ColdStartResultSet, RunResult } from "../run";
+import { ratio, round } from "./stats";
 
 const fmt = (v: number | null | undefined, digits = 1) =>
   v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v.toFixed(digits)).toLocaleString("en-US");
@@ -213,6 +214,24 @@ export function markdown(r: RunResult): string {
     );
     for (const p of r.hops.posts)
       out.push(`| ${p.client} | ${fmt(p.postsPerSec, 0)} | ${fmt(p.cpuMsPerPost, 3)} |`);
+    if (r.hops.dynamoCalls?.length) {
+      const [sdk, bare] = r.hops.dynamoCalls;
+      out.push(
+        "",
+        "A DynamoDB call from a handler, 16 in flight: the AWS SDK against the same request on a plain client (CPU of the bench process: the client, and dynalite when the bench started it). sendMessage makes two such calls a message, joinRoom and $disconnect more.",
+        "",
+        "| DynamoDB GetItem client | calls/s | CPU ms per call |",
+        "|---|---|---|",
+        ...r.hops.dynamoCalls.map(
+          (c) => `| ${c.client} | ${fmt(c.callsPerSec, 0)} | ${fmt(c.cpuMsPerCall, 3)} |`,
+        ),
+      );
+      if (sdk && bare)
+        out.push(
+          "",
+          `The SDK adds ${fmt(round(sdk.cpuMsPerCall - bare.cpuMsPerCall, 3), 3)} ms of CPU to each call (${x(ratio(sdk.cpuMsPerCall, bare.cpuMsPerCall))} the bare request).`,
+        );
+    }
     if (r.hops.deliveries?.length) {
       out.push(
         "",

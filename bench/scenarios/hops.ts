@@ -65,9 +65,19 @@ export interface DeliveryCost {
   overFloor: number | null;
 }
 
+/** One DynamoDB call's CPU, through the AWS SDK and as the same request on a plain HTTP client. */
+export interface DynamoCallCost {
+  client: string;
+  callsPerSec: number;
+  /** CPU of this process per call, ms: the client, and dynalite when the bench started it here. */
+  cpuMsPerCall: number;
+}
+
 export interface HopsResult {
   hops: HopResult[];
   posts: PostThroughput[];
+  /** What a handler's DynamoDB call costs in CPU: the AWS SDK against the bare request. */
+  dynamoCalls?: DynamoCallCost[];
   deliveries: DeliveryCost[];
 }
 
@@ -120,6 +130,11 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     hop: "DynamoDB GetItem (membership)",
     latencyMs: await time(n, () => store.isMember("c1", roomId)),
   });
+
+  const dynamoCalls = await dynamoCallCosts(store, roomId, isolatedNames(id).TABLE_NAME, params);
+  progress(
+    `hops: DynamoDB GetItem ${dynamoCalls.map((c) => `${c.client} ${c.cpuMsPerCall} ms CPU each`).join("; ")}`,
+  );
 
   const redis = new Redis(env.REDIS_URL as string, redisOptions());
   const bus = new RedisMessageBus(redis, { shards: 16 });
@@ -273,7 +288,7 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
   progress(
     `hops: delivery CPU ${deliveries.map((d) => `${d.path} ${d.cpuUsPerDelivery} µs (${d.framesPerPost} frames/POST)`).join("; ")}`,
   );
-  return { hops, posts, deliveries };
+  return { hops, posts, dynamoCalls, deliveries };
 }
 
 /** Clients that count what they receive (batched frames count one per line). */
@@ -443,4 +458,73 @@ async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
     await emulator.close();
   }
   return results;
+}
+
+/**
+ * A membership GetItem at 16 in flight, through the handlers' own adapter (the AWS SDK's document
+ * client) and as the same JSON request on a kept-alive node:http client: what the SDK adds to each
+ * of the DynamoDB calls a message makes. dynalite checks that a signature is there, not what it
+ * is, so the bare request sends a fixed one (signing itself costs tens of µs: see the signed
+ * PostToConnection row).
+ */
+async function dynamoCallCosts(
+  store: DynamoConnectionStore,
+  roomId: string,
+  table: string,
+  params: HopsParams,
+): Promise<DynamoCallCost[]> {
+  const endpoint = new URL(process.env.DYNAMODB_ENDPOINT ?? "");
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const body = JSON.stringify({
+    TableName: table,
+    Key: { pk: { S: `ROOM#${roomId}` }, sk: { S: "CONN#c1" } },
+    ConsistentRead: true,
+  });
+  const bare = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = request(
+        {
+          host: endpoint.hostname,
+          port: endpoint.port,
+          method: "POST",
+          path: "/",
+          agent,
+          headers: {
+            "content-type": "application/x-amz-json-1.0",
+            "x-amz-target": "DynamoDB_20120810.GetItem",
+            "x-amz-date": "20260101T000000Z",
+            authorization:
+              "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0",
+            "content-length": Buffer.byteLength(body),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString();
+            if (res.statusCode === 200 && text.includes('"Item"')) resolve();
+            else reject(new Error(`bare GetItem answered ${res.statusCode}: ${text.slice(0, 200)}`));
+          });
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  const viaSdk = async () => {
+    if (!(await store.isMember("c1", roomId))) throw new Error("the SDK GetItem did not find the membership");
+  };
+  await bare();
+  await viaSdk();
+  const concurrency = Math.min(16, params.concurrency);
+  const rows: DynamoCallCost[] = [];
+  for (const [client, call] of [
+    ["AWS SDK document client (the handlers' adapter)", viaSdk],
+    ["the same request, plain keep-alive HTTP, unsigned", bare],
+  ] as const) {
+    const t = await throughput(params.throughputSeconds, concurrency, call);
+    rows.push({ client, callsPerSec: t.postsPerSec, cpuMsPerCall: t.cpuMsPerPost });
+  }
+  agent.destroy();
+  return rows;
 }
