@@ -58,26 +58,32 @@ describe("cost", () => {
   });
 });
 
+const localClient = (endpoint: string) =>
+  new DynamoDBClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+
+const createTable = (client: DynamoDBClient) =>
+  client.send(
+    new CreateTableCommand({
+      TableName: "metered",
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
+
 describe("DynamoDB counting proxy", () => {
   test("read and write units from DynamoDB's own ConsumedCapacity, the answers unchanged", async () => {
     const dynamo = await startDynamo();
     const meter = new Meter();
     const proxy = await startDynamoMeterProxy(dynamo.url, meter);
-    const raw = new DynamoDBClient({
-      endpoint: proxy.url,
-      region: "us-east-1",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    });
+    const raw = localClient(proxy.url);
     const doc = DynamoDBDocumentClient.from(raw);
     try {
-      await raw.send(
-        new CreateTableCommand({
-          TableName: "metered",
-          KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-          AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-          BillingMode: "PAY_PER_REQUEST",
-        }),
-      );
+      await createTable(raw);
       await doc.send(new PutCommand({ TableName: "metered", Item: { pk: "a", text: "x".repeat(1500) } }));
       const got = await doc.send(
         new GetCommand({ TableName: "metered", Key: { pk: "a" }, ConsistentRead: true }),
@@ -100,24 +106,10 @@ describe("DynamoDB counting middleware", () => {
   test("counts the units of this process's own client, and answers what it would answer unmetered", async () => {
     const dynamo = await startDynamo();
     const meter = new Meter();
-    const raw = meterDynamoClient(
-      new DynamoDBClient({
-        endpoint: dynamo.url,
-        region: "us-east-1",
-        credentials: { accessKeyId: "local", secretAccessKey: "local" },
-      }),
-      meter,
-    );
+    const raw = meterDynamoClient(localClient(dynamo.url), meter);
     const doc = DynamoDBDocumentClient.from(raw);
     try {
-      await raw.send(
-        new CreateTableCommand({
-          TableName: "metered",
-          KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-          AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-          BillingMode: "PAY_PER_REQUEST",
-        }),
-      );
+      await createTable(raw);
       const put = { TableName: "metered", Item: { pk: "a", text: "x".repeat(1500) } };
       await doc.send(new PutCommand(put));
       const got = await doc.send(
