@@ -113,6 +113,8 @@ interface RoomState {
   seen: Set<string>;
   /** Private rooms this connection's user created. */
   owned: Set<string>;
+  /** The room and text of each clientMsgId this user's sends were acked under. */
+  sends: Map<string, { roomId: string; text: string }>;
 }
 
 /** The answer PROTOCOL.md gives a frame, for a connection in the given state (which it updates). */
@@ -217,6 +219,11 @@ function oracle(raw: string, state: RoomState): Expected {
         !text.includes("\u0000");
       if (!roomOk || !idOk || !textOk) return bad();
       if (!joined.has(f.roomId as string)) return bad("NOT_A_MEMBER");
+      // A generated id can repeat: the same room and text is a retry (its first ack again),
+      // anything else a reuse.
+      const first = state.sends.get(f.clientMsgId as string);
+      if (first) return first.roomId === f.roomId && first.text === text ? { type: "ack" } : bad("CONFLICT");
+      state.sends.set(f.clientMsgId as string, { roomId: f.roomId as string, text });
       return { type: "ack" };
     }
   }
@@ -306,7 +313,7 @@ const createRoomArb = (ctx: Context) =>
 
 const clientMsgIdArb = (ctx: Context) =>
   fc.oneof(
-    // Unique valid ids: a repeated id is a retry, which the oracle does not model.
+    // Unique valid ids; the other two may repeat (the oracle answers a repeat as a retry or a reuse).
     { weight: 8, arbitrary: fc.constant(null).map(() => `h${ctx.counter.n++}`) },
     { weight: 1, arbitrary: fc.string({ maxLength: 70 }) },
     { weight: 1, arbitrary: fc.oneof(fc.integer(), fc.constant(null), fc.constant("a".repeat(65))) },
@@ -548,6 +555,7 @@ test(`${FRAMES} generated frames get PROTOCOL.md's answers; stored text is byte-
         joined: new Set([ctx.own]),
         seen: new Set([ctx.own, ctx.other]),
         owned: new Set(),
+        sends: new Map(),
       });
     }),
   );
