@@ -1,7 +1,7 @@
 import type { Kafka } from "kafkajs";
 import { DependencyError, DependencyTimeoutError, PoisonRecordError } from "../errors";
 import { type ChatMessage, MessageRecord } from "../schemas";
-import { decodeMessageRecord, encodeMessageRecord, KafkaEventLog } from "./kafka";
+import { decodeMessageRecord, encodeMessageRecord, isExpectedKafkaLog, KafkaEventLog } from "./kafka";
 
 const message: ChatMessage = {
   messageId: "01JDQ8Z4N6W7X8Y9ZABCDEFGHJ",
@@ -182,5 +182,30 @@ describe("KafkaEventLog", () => {
     await next;
     await log.disconnect();
     expect(producers[0]?.disconnects).toBe(2);
+  });
+});
+
+describe("isExpectedKafkaLog", () => {
+  test("a retriable answer to one request and the idempotent producer's bounded retries are expected", () => {
+    expect(
+      isExpectedKafkaLog({
+        message: "Response InitProducerId(key: 22, version: 1)",
+        error: "The coordinator is loading and hence can't process requests for this group",
+      }),
+    ).toBe(true);
+    expect(isExpectedKafkaLog({ message: "Limiting retries for the idempotent producer to 1" })).toBe(true);
+  });
+
+  test("anything else keeps its level", () => {
+    expect(
+      isExpectedKafkaLog({
+        message: "Response SaslAuthenticate(key: 36, version: 1)",
+        error: "SASL Authentication failed",
+      }),
+    ).toBe(false);
+    expect(isExpectedKafkaLog({ message: "Connection timeout", error: "The coordinator is loading" })).toBe(
+      false,
+    );
+    expect(isExpectedKafkaLog({ error: "The coordinator is loading" })).toBe(false);
   });
 });

@@ -62,13 +62,35 @@ export function createKafka(
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry;
-        // Bounded retries are deliberate: a send fails fast, the client retries with the same
-        // clientMsgId, and the persister drops the duplicate a retried produce may leave.
-        const expected =
-          typeof message === "string" && message.startsWith("Limiting retries for the idempotent");
-        log[expected ? "debug" : (levelNames[level] ?? "info")](rest, message);
+        log[isExpectedKafkaLog(entry) ? "debug" : (levelNames[level] ?? "info")](rest, message);
       },
   });
+}
+
+/** Answers kafkajs retries by itself: an operation that still fails after them throws to its caller. */
+const RETRIED_ANSWERS = [
+  "The coordinator is loading",
+  "The coordinator is not available",
+  "This is not the correct coordinator",
+  "There is no leader for this topic-partition",
+];
+
+/**
+ * kafkajs log entries that describe what the design expects, logged at debug instead of their own
+ * level: its bounded retries of an idempotent producer (a send fails fast, the client retries with
+ * the same clientMsgId, and the persister drops the duplicate a retried produce may leave), and a
+ * broker's retriable answer to one request (a coordinator still loading after a start, a leader
+ * moving), which kafkajs retries before the operation succeeds or throws.
+ */
+export function isExpectedKafkaLog(entry: { message?: unknown; error?: unknown }): boolean {
+  const { message, error } = entry;
+  if (typeof message !== "string") return false;
+  if (message.startsWith("Limiting retries for the idempotent")) return true;
+  return (
+    message.startsWith("Response ") &&
+    typeof error === "string" &&
+    RETRIED_ANSWERS.some((answer) => error.startsWith(answer))
+  );
 }
 
 /** Creates the messages and dead-letter topics when missing; existing topics are left as they are. */
