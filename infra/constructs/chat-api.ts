@@ -11,7 +11,7 @@ import { WebSocketLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integra
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
-import { Construct } from "constructs";
+import { Construct, type IConstruct } from "constructs";
 import { AUTHORIZER, ROUTE_SELECTION_EXPRESSION, ROUTES } from "../../functions/routes";
 import { InfraConfigError } from "../errors";
 import { accept, ref } from "../nag";
@@ -177,26 +177,50 @@ export class ChatApi extends Construct {
 
   /** Lets the handlers that post beyond their route response (`connections`) reach this stage's connections. */
   connectHandlers(managementEndpoint: string): void {
-    const stageArn = Stack.of(this).formatArn({
-      service: "execute-api",
-      resource: this.api.apiId,
-      resourceName: this.stage.stageName,
-    });
     for (const [file, fn] of this.functions) {
       if (!FUNCTION_NEEDS[file]?.includes("connections")) continue;
       fn.fn.addEnvironment("MANAGEMENT_ENDPOINT", managementEndpoint);
-      fn.consumer.grantPrincipal.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ["execute-api:ManageConnections"],
-          resources: [`${stageArn}/POST/@connections/*`],
-        }),
-      );
-      accept(
+      grantConnections(
+        { api: this.api, stageName: this.stage.stageName },
+        fn.consumer,
         fn.fn,
-        `IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${ref(this.api)}/${this.stage.stageName}/POST/@connections/*]`,
-        `functions/${file}.ts posts to the connection that called it, whose id is known only at run time; the grant is limited to this API, this stage and POST on @connections`,
+        ["POST"],
+        () =>
+          `functions/${file}.ts posts to the connection that called it, whose id is known only at run time; the grant is limited to this API, this stage and POST on @connections`,
       );
     }
+  }
+}
+
+/**
+ * Grants `grantee` the management API's `methods` on the connections of one stage, and acknowledges
+ * on `nagScope` the wildcard that grant needs (a connection id is known only at run time), each
+ * method with `reason(method)`.
+ */
+export function grantConnections(
+  stage: { api: apigwv2.IWebSocketApi; stageName: string },
+  grantee: iam.IGrantable,
+  nagScope: IConstruct,
+  methods: string[],
+  reason: (method: string) => string,
+): void {
+  const stageArn = Stack.of(stage.api).formatArn({
+    service: "execute-api",
+    resource: stage.api.apiId,
+    resourceName: stage.stageName,
+  });
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["execute-api:ManageConnections"],
+      resources: methods.map((m) => `${stageArn}/${m}/@connections/*`),
+    }),
+  );
+  for (const m of methods) {
+    accept(
+      nagScope,
+      `IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${ref(stage.api)}/${stage.stageName}/${m}/@connections/*]`,
+      reason(m),
+    );
   }
 }
 

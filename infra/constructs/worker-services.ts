@@ -9,14 +9,14 @@ import type * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as ecs from "aws-cdk-lib/aws-ecs";
-import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { DEFAULT_NAMES } from "../../core/names";
 import { WORKERS } from "../../functions/routes";
 import { InfraConfigError } from "../errors";
-import { accept, ref } from "../nag";
+import { accept } from "../nag";
 import { REPO_ROOT } from "../paths";
+import { grantConnections } from "./chat-api";
 import type { ChatTable } from "./chat-table";
 import { type Consumer, containerConsumer } from "./consumer";
 import type { DatabaseEndpoint, KafkaEndpoint, RedisEndpoint } from "./endpoints";
@@ -104,27 +104,17 @@ export class WorkerServices extends Construct {
     // Its sweeper appends messages Redis accepted whose Kafka append was never confirmed.
     props.kafka.connectProducer(this.fanout.consumer);
     this.fanout.consumer.addEnvironment("FANOUT_SHARDS", String(props.fanoutShards ?? 16));
-    // The management API, on this API's stage only, POST only: the worker posts to connections; a
-    // stale one (410) is removed from the table, never closed through the API.
-    const stageArn = Stack.of(this).formatArn({
-      service: "execute-api",
-      resource: props.api.apiId,
-      resourceName: props.stageName,
-    });
-    const methods = ["POST", "GET"];
-    this.fanout.consumer.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ["execute-api:ManageConnections"],
-        resources: methods.map((m) => `${stageArn}/${m}/@connections/*`),
-      }),
-    );
-    for (const m of methods) {
-      accept(
-        this.fanout.service.taskDefinition,
-        `IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${ref(props.api)}/${props.stageName}/${m}/@connections/*]`,
+    // The management API, on this API's stage only: the worker POSTs to connections and GETs one
+    // idle past the idle timeout; a stale one (410) is removed from the table, never closed through
+    // the API, so no DELETE.
+    grantConnections(
+      { api: props.api, stageName: props.stageName },
+      this.fanout.consumer,
+      this.fanout.service.taskDefinition,
+      ["POST", "GET"],
+      (m) =>
         `Connection ids are known only at run time; the grant is limited to this API, this stage and ${m} on @connections (the worker POSTs to connections, and GETs one idle past the idle timeout to learn whether it lives)`,
-      );
-    }
+    );
     this.fanout.consumer.addEnvironment("MANAGEMENT_ENDPOINT", props.managementEndpoint);
 
     this.persister = this.service(
