@@ -75,6 +75,39 @@ export function webSessionPerFile(
   return session;
 }
 
+/**
+ * Two people in `roomId`: the first reaches the gateway through the session's proxy (so the test can
+ * cut its network) and is watched by `watch` from its first socket, the second directly.
+ */
+export async function pairBehindProxy(
+  session: WebSession,
+  roomId: string,
+  names: [string, string],
+  watch?: (page: Page) => void,
+): Promise<{ alice: Page; bob: Page }> {
+  const alice = await signIn(session.browser, `http://127.0.0.1:${session.proxy.port}/`, names[0], watch);
+  await joinRoom(alice, roomId);
+  const bob = await signIn(session.browser, session.url, names[1]);
+  await joinRoom(bob, roomId);
+  return { alice, bob };
+}
+
+/** The frames a page sends and receives on all its WebSockets, parsed (pass `watch` to signIn). */
+export function recordFrames() {
+  const sent: Record<string, unknown>[] = [];
+  const received: Record<string, unknown>[] = [];
+  let sockets = 0;
+  const watch = (page: Page) =>
+    page.on("websocket", (ws) => {
+      sockets++;
+      ws.on("framesent", ({ payload }) => sent.push(JSON.parse(String(payload))));
+      ws.on("framereceived", ({ payload }) => {
+        for (const line of String(payload).split("\n")) if (line) received.push(JSON.parse(line));
+      });
+    });
+  return { sent, received, sockets: () => sockets, watch };
+}
+
 /** How long a test waits for something the page should show. */
 export const SHOWN_MS = 30_000;
 

@@ -5,12 +5,13 @@
  * again with the same clientMsgId and stored and shown once; RATE_LIMITED and TOO_LARGE are told as
  * sentences, and rate-limited sends still arrive, once each.
  */
-import type { Page } from "playwright-core";
 import {
   connected,
   joinRoom,
   log,
   logTexts,
+  pairBehindProxy,
+  recordFrames,
   SHOWN_MS,
   say,
   sayAndWait,
@@ -30,29 +31,10 @@ const web = webSessionPerFile({
 });
 const { room } = web;
 
-/** The frames a page sends and receives on all its WebSockets, parsed (pass `watch` to signIn). */
-function recordFrames() {
-  const sent: Record<string, unknown>[] = [];
-  const received: Record<string, unknown>[] = [];
-  let sockets = 0;
-  const watch = (page: Page) =>
-    page.on("websocket", (ws) => {
-      sockets++;
-      ws.on("framesent", ({ payload }) => sent.push(JSON.parse(String(payload))));
-      ws.on("framereceived", ({ payload }) => {
-        for (const line of String(payload).split("\n")) if (line) received.push(JSON.parse(line));
-      });
-    });
-  return { sent, received, sockets: () => sockets, watch };
-}
-
 test("a dropped network: the page says Reconnecting…, comes back and shows every message once, in order, while the other person kept sending", async () => {
   const r = room("drop");
   const frames = recordFrames();
-  const alice = await signIn(web.browser, `http://127.0.0.1:${web.proxy.port}/`, "na", frames.watch);
-  await joinRoom(alice, r);
-  const bob = await signIn(web.browser, web.url, "nb");
-  await joinRoom(bob, r);
+  const { alice, bob } = await pairBehindProxy(web, r, ["na", "nb"], frames.watch);
   const texts: string[] = [];
   const bobSays = async (text: string) => {
     texts.push(text);
@@ -87,10 +69,7 @@ test("a dropped network: the page says Reconnecting…, comes back and shows eve
 test("a send whose ack was lost is sent again with the same clientMsgId: stored once, shown once", async () => {
   const r = room("retry");
   const frames = recordFrames();
-  const alice = await signIn(web.browser, `http://127.0.0.1:${web.proxy.port}/`, "ra", frames.watch);
-  await joinRoom(alice, r);
-  const bob = await signIn(web.browser, web.url, "rb");
-  await joinRoom(bob, r);
+  const { alice, bob } = await pairBehindProxy(web, r, ["ra", "rb"], frames.watch);
   await sayAndWait(alice, "first");
   await waitForExactly(bob, ["first"], () => true);
 

@@ -7,6 +7,8 @@ import type { Page } from "playwright-core";
 import {
   connected,
   joinRoom,
+  pairBehindProxy,
+  recordFrames,
   SHOWN_MS,
   sayAndWait,
   signIn,
@@ -50,18 +52,8 @@ test("who is online, who is typing, and who left", async () => {
 
 test("after a dropped network the page sends one resume from the last seq it saw, not joins", async () => {
   const r = room("resume");
-  const alice = await signIn(web.browser, `http://127.0.0.1:${web.proxy.port}/`, "ra");
-  const sent: Record<string, unknown>[] = [];
-  const received: Record<string, unknown>[] = [];
-  alice.on("websocket", (ws) => {
-    ws.on("framesent", ({ payload }) => sent.push({ ...JSON.parse(String(payload)), socket: ws.url() }));
-    ws.on("framereceived", ({ payload }) => {
-      for (const line of String(payload).split("\n")) if (line) received.push(JSON.parse(line));
-    });
-  });
-  await joinRoom(alice, r);
-  const bob = await signIn(web.browser, web.url, "rb");
-  await joinRoom(bob, r);
+  const { sent, received, watch } = recordFrames();
+  const { alice, bob } = await pairBehindProxy(web, r, ["ra", "rb"], watch);
   const texts = ["one", "two", "three"];
   for (const t of texts) await sayAndWait(bob, t);
   await waitForExactly(alice, texts, () => true);
