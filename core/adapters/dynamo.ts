@@ -53,6 +53,7 @@ import type {
   SendRecord,
   UserRoom,
 } from "../ports";
+import { sleep } from "../retry";
 
 const connKey = (connectionId: string) => `CONN#${connectionId}`;
 const roomKey = (roomId: string) => `ROOM#${roomId}`;
@@ -572,7 +573,7 @@ export class DynamoRoomDirectory extends TableAdapter implements RoomDirectory {
 
 /** The wait before asking DynamoDB again for what a batch call left unprocessed. */
 function unprocessedBackoff(attempt: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+  return sleep(Math.min(1000, 50 * 2 ** attempt));
 }
 
 /** Writes in batches of 25, retrying what DynamoDB leaves unprocessed. */
