@@ -115,20 +115,21 @@ export function handleManagementRequest(
 ): void {
   const latency = deps.latencyMs ?? 0;
   if (latency > 0 && (req.url ?? "").includes("/@connections/")) {
-    readBody(req, deps.maxMessageBytes).then(
-      (body) => setTimeout(() => serve(req, res, deps, body ?? null), latency),
-      () => setTimeout(() => serve(req, res, deps, null), latency),
-    );
+    const body = readBody(req, deps.maxMessageBytes);
+    const later = () => setTimeout(() => serve(req, res, deps, body), latency);
+    body.then(later, later);
     return;
   }
   serve(req, res, deps);
 }
 
-/**
- * `read`: the body, when it was read already (a delayed call): null when it was over the limit or
- * could not be read.
- */
-function serve(req: IncomingMessage, res: ServerResponse, deps: ManagementDeps, read?: Buffer | null): void {
+/** `read`: the body's reading, when it began already (a delayed call). */
+function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: ManagementDeps,
+  read?: Promise<Buffer | undefined>,
+): void {
   const url = req.url ?? "/";
   const connectionId = connectionIdFromPath(url, deps.stage);
   if (connectionId === undefined) {
@@ -170,7 +171,7 @@ function serve(req: IncomingMessage, res: ServerResponse, deps: ManagementDeps, 
         tooLarge(res);
         return;
       }
-      (read !== undefined ? Promise.resolve(read ?? undefined) : readBody(req, deps.maxMessageBytes)).then(
+      (read ?? readBody(req, deps.maxMessageBytes)).then(
         (body) => {
           if (body === undefined) return tooLarge(res);
           const conn = deps.lookup(connectionId);
