@@ -212,6 +212,17 @@ function serverProperties(dir: string, port: number, controllerPort: number): st
     .join("\n")}\n`;
 }
 
+/**
+ * A random cluster id as Kafka writes one (16 bytes, base64url), never starting with "-": the storage
+ * tool's argument parser takes such an id for an option and refuses to format (one id in 64).
+ */
+export function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
+}
+
 /** Kafka 3 logs through reload4j (log4j 1 syntax); Kafka 4 through log4j 2. Both to stdout, our log file. */
 function writeLogConfig(dir: string, version: string): string {
   if (major(version) >= 4) {
@@ -315,7 +326,7 @@ export async function startKafka(options: KafkaOptions): Promise<RunningService>
 
   if (!existsSync(join(dir, "data", "meta.properties"))) {
     options.onProgress?.(`formatting Kafka ${version} storage`);
-    const clusterId = randomBytes(16).toString("base64url");
+    const clusterId = newClusterId();
     try {
       await runJava(java, [
         logConfig,
