@@ -1,6 +1,6 @@
 import { createHash, createHmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
-import { PostSigner, type SigningCredentials } from "./management";
+import { type SignedPost, SigV4Signer, type SigningCredentials } from "./sigv4";
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 
@@ -15,11 +15,11 @@ const bytes = (data: SourceData): Buffer | string =>
 async function reference(
   credentials: SigningCredentials,
   region: string,
-  host: string,
-  path: string,
-  body: Buffer,
+  service: string,
+  post: SignedPost,
   now: Date,
 ): Promise<Record<string, string>> {
+  const { host, path, body } = post;
   class Sha256 {
     private h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
     constructor(secret?: SourceData) {
@@ -33,7 +33,7 @@ async function reference(
     }
     reset() {}
   }
-  const signer = new SignatureV4({ credentials, region, service: "execute-api", sha256: Sha256 });
+  const signer = new SignatureV4({ credentials, region, service, sha256: Sha256 });
   const [hostname, port] = host.split(":");
   const signed = await signer.sign(
     {
@@ -43,7 +43,12 @@ async function reference(
       port: port ? Number(port) : undefined,
       path,
       query: {},
-      headers: { host, "content-type": "application/json", "content-length": String(body.length) },
+      headers: {
+        host,
+        "content-type": post.contentType,
+        "content-length": String(body.length),
+        ...(post.target ? { "x-amz-target": post.target } : {}),
+      },
       body,
     },
     { signingDate: now },
@@ -63,7 +68,7 @@ const credentialSets: SigningCredentials[] = [
 ];
 
 test("every PostToConnection signature equals the SDK signer's, for awkward ids, bodies, tokens and dates", async () => {
-  const signer = new PostSigner("eu-west-1");
+  const signer = new SigV4Signer("eu-west-1", "execute-api");
   let checked = 0;
   for (const credentials of credentialSets) {
     for (const date of ["2026-11-30T03:04:05.678Z", "2026-12-01T00:00:00.000Z", "2027-01-01T23:59:59.999Z"]) {
@@ -72,9 +77,9 @@ test("every PostToConnection signature equals the SDK signer's, for awkward ids,
         for (const text of bodies) {
           const host = "abc123.execute-api.eu-west-1.amazonaws.com";
           const path = `/prod/@connections/${encodeURIComponent(id)}`;
-          const body = Buffer.from(text);
-          const mine = signer.sign(credentials, host, path, body, now);
-          const theirs = await reference(credentials, "eu-west-1", host, path, body, now);
+          const post = { host, path, body: Buffer.from(text), contentType: "application/json" };
+          const mine = signer.sign(credentials, post, now);
+          const theirs = await reference(credentials, "eu-west-1", "execute-api", post, now);
           expect(mine).toEqual(theirs);
           checked++;
         }
@@ -85,23 +90,53 @@ test("every PostToConnection signature equals the SDK signer's, for awkward ids,
 });
 
 test("a host with a port (the local emulator) and a stage path with dots sign as the SDK signs them", async () => {
-  const signer = new PostSigner("us-east-1");
+  const signer = new SigV4Signer("us-east-1", "execute-api");
   const credentials = credentialSets[0] as SigningCredentials;
   const now = new Date("2026-11-30T10:00:00.000Z");
   for (const path of ["/dev/@connections/x", "/a/./b/../dev/@connections/y", "/dev/@connections/z/"]) {
-    const body = Buffer.from("{}");
-    const mine = signer.sign(credentials, "127.0.0.1:3001", path, body, now);
-    expect(mine).toEqual(await reference(credentials, "us-east-1", "127.0.0.1:3001", path, body, now));
+    const post = { host: "127.0.0.1:3001", path, body: Buffer.from("{}"), contentType: "application/json" };
+    expect(signer.sign(credentials, post, now)).toEqual(
+      await reference(credentials, "us-east-1", "execute-api", post, now),
+    );
   }
 });
 
+test("every DynamoDB call's signature equals the SDK signer's: each operation's target, bodies, tokens and dates", async () => {
+  const signer = new SigV4Signer("ap-southeast-2", "dynamodb");
+  const calls = [
+    ["GetItem", '{"TableName":"chat","Key":{"pk":{"S":"SENT#u#c"},"sk":{"S":"META"}},"ConsistentRead":true}'],
+    ["UpdateItem", '{"TableName":"chat","UpdateExpression":"ADD #seq :one","ExpressionAttributeValues":{":one":{"N":"1"}}}'],
+    ["PutItem", '{"TableName":"chat","Item":{"text":{"S":"héllo 😀"}}}'],
+  ];
+  let checked = 0;
+  for (const credentials of credentialSets) {
+    for (const date of ["2026-11-30T03:04:05.678Z", "2027-01-01T23:59:59.999Z"]) {
+      for (const [operation, json] of calls) {
+        const post: SignedPost = {
+          host: "dynamodb.ap-southeast-2.amazonaws.com",
+          path: "/",
+          body: Buffer.from(json as string),
+          contentType: "application/x-amz-json-1.0",
+          target: `DynamoDB_20120810.${operation}`,
+        };
+        const now = new Date(date);
+        expect(signer.sign(credentials, post, now)).toEqual(
+          await reference(credentials, "ap-southeast-2", "dynamodb", post, now),
+        );
+        checked++;
+      }
+    }
+  }
+  expect(checked).toBe(credentialSets.length * 2 * calls.length);
+});
+
 test("a new day or new credentials derive a new signing key", () => {
-  const signer = new PostSigner("us-east-1");
+  const signer = new SigV4Signer("us-east-1", "execute-api");
   const a = credentialSets[0] as SigningCredentials;
   const b = { ...a, secretAccessKey: "rotated" };
-  const body = Buffer.from("{}");
+  const post = { host: "h", path: "/dev/@connections/x", body: Buffer.from("{}"), contentType: "application/json" };
   const sig = (c: SigningCredentials, d: string) =>
-    signer.sign(c, "h", "/dev/@connections/x", body, new Date(d)).authorization?.split("Signature=")[1];
+    signer.sign(c, post, new Date(d)).authorization?.split("Signature=")[1];
   const day1 = sig(a, "2026-11-30T10:00:00.000Z");
   expect(sig(a, "2026-12-01T10:00:00.000Z")).not.toBe(day1);
   expect(sig(b, "2026-11-30T10:00:00.000Z")).not.toBe(day1);
