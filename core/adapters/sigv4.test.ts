@@ -1,6 +1,6 @@
 import { createHash, createHmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
-import { type SignedPost, SigV4Signer, type SigningCredentials } from "./sigv4";
+import { type SignedPost, type SigningCredentials, SigV4Signer } from "./sigv4";
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 
@@ -105,7 +105,10 @@ test("every DynamoDB call's signature equals the SDK signer's: each operation's 
   const signer = new SigV4Signer("ap-southeast-2", "dynamodb");
   const calls = [
     ["GetItem", '{"TableName":"chat","Key":{"pk":{"S":"SENT#u#c"},"sk":{"S":"META"}},"ConsistentRead":true}'],
-    ["UpdateItem", '{"TableName":"chat","UpdateExpression":"ADD #seq :one","ExpressionAttributeValues":{":one":{"N":"1"}}}'],
+    [
+      "UpdateItem",
+      '{"TableName":"chat","UpdateExpression":"ADD #seq :one","ExpressionAttributeValues":{":one":{"N":"1"}}}',
+    ],
     ["PutItem", '{"TableName":"chat","Item":{"text":{"S":"héllo 😀"}}}'],
   ];
   let checked = 0;
@@ -134,7 +137,12 @@ test("a new day or new credentials derive a new signing key", () => {
   const signer = new SigV4Signer("us-east-1", "execute-api");
   const a = credentialSets[0] as SigningCredentials;
   const b = { ...a, secretAccessKey: "rotated" };
-  const post = { host: "h", path: "/dev/@connections/x", body: Buffer.from("{}"), contentType: "application/json" };
+  const post = {
+    host: "h",
+    path: "/dev/@connections/x",
+    body: Buffer.from("{}"),
+    contentType: "application/json",
+  };
   const sig = (c: SigningCredentials, d: string) =>
     signer.sign(c, post, new Date(d)).authorization?.split("Signature=")[1];
   const day1 = sig(a, "2026-11-30T10:00:00.000Z");
