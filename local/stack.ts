@@ -25,7 +25,12 @@ import {
   type RunningGateway,
   startGateway,
 } from "./gateway";
-import { type DynamoMeterProxy, meterDynamoClient, startDynamoMeterProxy } from "./gateway/dynamodb-meter";
+import {
+  type DynamoMeterProxy,
+  meterDynamoClient,
+  meterDynamoWire,
+  startDynamoMeterProxy,
+} from "./gateway/dynamodb-meter";
 import { localJwtSecret } from "./secret";
 import { type LocalServices, startLocalServices } from "./services";
 import { freePort, killAllServices, sleep } from "./services/process";
@@ -161,6 +166,8 @@ async function start(opts: StackOptions): Promise<RunningStack> {
         ...priorOverrides,
         dynamo: (real) =>
           meterDynamoClient(priorOverrides.dynamo ? priorOverrides.dynamo(real) : real, meter),
+        dynamoWire: (real) =>
+          meterDynamoWire(priorOverrides.dynamoWire ? priorOverrides.dynamoWire(real) : real, meter),
         log: (real) => {
           const inner = priorOverrides.log ? priorOverrides.log(real) : real;
           return {

@@ -19,6 +19,7 @@ import {
   DynamoSendLedger,
   ensureTable,
 } from "../../core/adapters/dynamo";
+import { DynamoWire } from "../../core/adapters/dynamo-wire";
 import { createKafka, ensureTopics, KafkaEventLog } from "../../core/adapters/kafka";
 import { createManagementClient, ManagementApiGateway } from "../../core/adapters/management";
 import { RedisMessageBus, redisOptions } from "../../core/adapters/redis";
@@ -151,7 +152,8 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     hop: "Redis admit script",
     latencyMs: await time(n, (i) => bus.admit({ userId: "u1", connectionId: "c1" }, `c${i + 1}`, rate)),
   });
-  const ledger = new DynamoSendLedger(dynamo, isolatedNames(id).TABLE_NAME);
+  const wire = DynamoWire.from(dynamo);
+  const ledger = new DynamoSendLedger(wire, isolatedNames(id).TABLE_NAME);
   hops.push({
     hop: "DynamoDB seq and send record",
     latencyMs: await time(n, async (i) => {
@@ -159,6 +161,7 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
       await ledger.recordSend({ ...draft(i), seq, textDigest: "x" });
     }),
   });
+  wire.destroy();
   hops.push({
     hop: "Redis publish script",
     latencyMs: await time(n, (i) => bus.publish({ ...draft(i), seq: i + 1 }, "x")),
@@ -461,11 +464,11 @@ async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
 }
 
 /**
- * A membership GetItem at 16 in flight, through the handlers' own adapter (the AWS SDK's document
- * client) and as the same JSON request on a kept-alive node:http client: what the SDK adds to each
- * of the DynamoDB calls a message makes. dynalite checks that a signature is there, not what it
- * is, so the bare request sends a fixed one (signing itself costs tens of µs: see the signed
- * PostToConnection row).
+ * A membership GetItem at 16 in flight, through the connection store's adapter (the AWS SDK's
+ * document client), through the send ledger's client (signed keep-alive requests, DynamoWire), and
+ * as the same JSON request on a kept-alive node:http client: what the SDK adds to each DynamoDB call
+ * and what the ledger's client keeps of that. dynalite checks that a signature is there, not what
+ * it is, so the bare request sends a fixed one.
  */
 async function dynamoCallCosts(
   store: DynamoConnectionStore,
@@ -514,17 +517,25 @@ async function dynamoCallCosts(
   const viaSdk = async () => {
     if (!(await store.isMember("c1", roomId))) throw new Error("the SDK GetItem did not find the membership");
   };
+  const wire = DynamoWire.from(createDynamoClient());
+  const viaWire = async () => {
+    const out = await wire.call("GetItem", JSON.parse(body) as Record<string, unknown>);
+    if (!out.Item) throw new Error("the signed GetItem did not find the membership");
+  };
   await bare();
   await viaSdk();
+  await viaWire();
   const concurrency = Math.min(16, params.concurrency);
   const rows: DynamoCallCost[] = [];
   for (const [client, call] of [
-    ["AWS SDK document client (the handlers' adapter)", viaSdk],
+    ["AWS SDK document client (the connection store's adapter)", viaSdk],
+    ["signed keep-alive HTTP (the send ledger's client)", viaWire],
     ["the same request, plain keep-alive HTTP, unsigned", bare],
   ] as const) {
     const t = await throughput(params.throughputSeconds, concurrency, call);
     rows.push({ client, callsPerSec: t.postsPerSec, cpuMsPerCall: t.cpuMsPerPost });
   }
   agent.destroy();
+  wire.destroy();
   return rows;
 }

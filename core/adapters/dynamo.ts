@@ -39,6 +39,7 @@ import {
   type QueryCommandInput,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { config } from "../config";
 import { DependencyError, RoomFullError } from "../errors";
 import type {
@@ -54,6 +55,7 @@ import type {
   UserRoom,
 } from "../ports";
 import { sleep } from "../retry";
+import type { DynamoWire, WireItem } from "./dynamo-wire";
 
 const connKey = (connectionId: string) => `CONN#${connectionId}`;
 const roomKey = (roomId: string) => `ROOM#${roomId}`;
@@ -280,32 +282,32 @@ function isConditionFailure(error: unknown): boolean {
 }
 
 /** The send ledger over the same table: atomic counters and conditional puts, strongly consistent. */
-export class DynamoSendLedger extends TableAdapter implements SendLedger {
+/**
+ * Each room's seq counter and each send's record: two writes on every message's path, so they go
+ * out over {@link DynamoWire} (signed keep-alive requests) rather than the SDK's document client.
+ */
+export class DynamoSendLedger implements SendLedger {
   constructor(
-    client: DynamoDBClient,
-    table: string = config.table().name,
+    private readonly wire: DynamoWire,
+    private readonly table: string = config.table().name,
     /** How long a send record answers retries. */
     private readonly retryWindowSeconds = 24 * 60 * 60,
-  ) {
-    super(client, table);
-  }
+  ) {}
 
   nextSeq(roomId: string, seed: () => Promise<number>): Promise<number> {
     return wrap("next seq", async () => {
       for (let attempt = 0; ; attempt++) {
         try {
-          const out = await this.doc.send(
-            new UpdateCommand({
-              TableName: this.table,
-              Key: seqKey(roomId),
-              UpdateExpression: "ADD #seq :one",
-              ConditionExpression: "attribute_exists(#seq)",
-              ExpressionAttributeNames: { "#seq": "seq" },
-              ExpressionAttributeValues: { ":one": 1 },
-              ReturnValues: "UPDATED_NEW",
-            }),
-          );
-          return Number(out.Attributes?.seq);
+          const out = await this.wire.call("UpdateItem", {
+            TableName: this.table,
+            Key: marshall(seqKey(roomId)),
+            UpdateExpression: "ADD #seq :one",
+            ConditionExpression: "attribute_exists(#seq)",
+            ExpressionAttributeNames: { "#seq": "seq" },
+            ExpressionAttributeValues: { ":one": { N: "1" } },
+            ReturnValues: "UPDATED_NEW",
+          });
+          return Number((out.Attributes as WireItem | undefined)?.seq?.N);
         } catch (error) {
           if (!isConditionFailure(error) || attempt > 0) throw error;
         }
@@ -313,13 +315,11 @@ export class DynamoSendLedger extends TableAdapter implements SendLedger {
         // seeder may win; either way the counter then exists and the ADD above goes through.
         const start = await seed();
         try {
-          await this.doc.send(
-            new PutCommand({
-              TableName: this.table,
-              Item: { ...seqKey(roomId), seq: start },
-              ConditionExpression: "attribute_not_exists(pk)",
-            }),
-          );
+          await this.wire.call("PutItem", {
+            TableName: this.table,
+            Item: marshall({ ...seqKey(roomId), seq: start }),
+            ConditionExpression: "attribute_not_exists(pk)",
+          });
         } catch (error) {
           if (!isConditionFailure(error)) throw error;
         }
@@ -338,23 +338,22 @@ export class DynamoSendLedger extends TableAdapter implements SendLedger {
     return wrap("record send", async () => {
       const key = sentKey(record.senderId, record.clientMsgId);
       try {
-        await this.doc.send(
-          new PutCommand({
-            TableName: this.table,
-            Item: {
-              ...key,
-              ...record,
-              expiresAt: Math.floor(Date.now() / 1000) + this.retryWindowSeconds,
-            },
-            ConditionExpression: "attribute_not_exists(pk)",
-          }),
-        );
+        await this.wire.call("PutItem", {
+          TableName: this.table,
+          Item: marshall(
+            { ...key, ...record, expiresAt: Math.floor(Date.now() / 1000) + this.retryWindowSeconds },
+            { removeUndefinedValues: true },
+          ),
+          ConditionExpression: "attribute_not_exists(pk)",
+        });
         return { recorded: true as const };
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
       }
       const existing = await this.readSend(record.senderId, record.clientMsgId);
       if (!existing) throw new Error("a send record refused as existing could not be read back");
+      // Refused by this very record: an attempt whose answer was lost had written it.
+      if (existing.messageId === record.messageId) return { recorded: true as const };
       return { recorded: false as const, existing };
     });
   }
@@ -371,6 +370,16 @@ export class DynamoSendLedger extends TableAdapter implements SendLedger {
       textDigest: String(item.textDigest),
       sentAt: String(item.sentAt),
     };
+  }
+
+  /** The item under the key, read strongly consistent, or undefined. */
+  private async getItem(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
+    const out = await this.wire.call("GetItem", {
+      TableName: this.table,
+      Key: marshall(key),
+      ConsistentRead: true,
+    });
+    return out.Item ? unmarshall(out.Item as WireItem) : undefined;
   }
 }
 

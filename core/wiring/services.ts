@@ -9,6 +9,7 @@
  * holds what they share, and imports no adapter.
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoWire } from "../adapters/dynamo-wire";
 import type { EventLog } from "../ports";
 
 /**
@@ -18,6 +19,7 @@ import type { EventLog } from "../ports";
 export interface ServiceOverrides {
   log?: (real: EventLog) => EventLog;
   dynamo?: (real: DynamoDBClient) => DynamoDBClient;
+  dynamoWire?: (real: DynamoWire) => DynamoWire;
 }
 
 let overrides: ServiceOverrides = {};

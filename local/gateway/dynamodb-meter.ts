@@ -5,13 +5,15 @@
  * estimate, marked so in the meter).
  *
  * - {@link meterDynamoClient}: a middleware on the clients of this process (the handlers, which the
- *   local gateway runs in-process): no extra hop on the path a message takes.
+ *   local gateway runs in-process): no extra hop on the path a message takes. The send ledger's
+ *   client (DynamoWire) is observed the same way, by {@link meterDynamoWire}.
  * - {@link startDynamoMeterProxy}: a counting proxy in front of dynalite for the workers, which run in
  *   processes of their own and reach it through DYNAMODB_ENDPOINT as they would reach DynamoDB.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoWire } from "../../core/adapters/dynamo-wire";
 import type { Meter } from "./meter";
 
 const READS = new Set(["GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"]);
@@ -82,6 +84,13 @@ export function meterDynamoClient(client: DynamoDBClient, meter: Meter): DynamoD
     { step: "initialize", name: "localCapacityMeter" },
   );
   return client;
+}
+
+/** Counts every call the send ledger's client makes into `meter`; answers the same client. */
+export function meterDynamoWire(wire: DynamoWire, meter: Meter): DynamoWire {
+  return wire.observe((operation, units) => {
+    meter.dynamodb(operation, kindOf(operation) ?? "write", units, 1);
+  });
 }
 
 /** Starts the proxy in front of `target` (dynalite's endpoint), counting into `meter`. */

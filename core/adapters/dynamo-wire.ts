@@ -1,0 +1,234 @@
+/**
+ * DynamoDB's single-item calls (GetItem, PutItem, UpdateItem) as one SigV4-signed, kept-alive HTTP
+ * request each, for the send ledger: every message costs two of them, and the SDK's client spends
+ * several times the request's own CPU on its middleware stack (`npm run bench` measures the SDK and
+ * this client side by side). The SDK client still resolves the credentials (and refreshes them) and
+ * the region's endpoint; this client keeps the SDK's behaviour where it matters: the same number of
+ * attempts, retries only of throttling, server errors and broken connections, with a jittered
+ * backoff, and a deadline on every attempt that throws.
+ *
+ * Items go in and come out in DynamoDB's own attribute-value form (`{ S: "…" }`, `{ N: "1" }`);
+ * util-dynamodb converts.
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { config } from "../config";
+import { backoffMs, sleep } from "../retry";
+import { type SigningCredentials, SigV4Signer } from "./sigv4";
+
+export type WireOperation = "GetItem" | "PutItem" | "UpdateItem";
+
+/** An attribute-value map, as DynamoDB's JSON protocol writes items and keys. */
+export type WireItem = Record<string, AttributeValue>;
+
+/** Told of every answered call: its operation and the capacity units DynamoDB says it consumed. */
+export type WireObserver = (operation: WireOperation, units: number | undefined) => void;
+
+export interface DynamoWireOptions {
+  /** The endpoint, e.g. https://dynamodb.eu-west-1.amazonaws.com or dynalite's http://127.0.0.1:PORT. */
+  endpoint: URL;
+  region: string;
+  credentials: () => Promise<SigningCredentials>;
+  /** Attempts in all, the first included (the SDK client's maxAttempts). */
+  maxAttempts?: number;
+  /** Each attempt's deadline, connecting included. */
+  attemptTimeoutMs?: number;
+  maxSockets?: number;
+}
+
+/**
+ * DynamoDB refused or failed a call. `name` is DynamoDB's error type (ConditionalCheckFailedException,
+ * ProvisionedThroughputExceededException, …), as the SDK names its errors.
+ */
+export class DynamoWireError extends Error {
+  constructor(
+    override readonly name: string,
+    message: string,
+    readonly statusCode: number | undefined,
+    readonly retriable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The SDK's throttling error types: retried after a longer backoff. */
+const THROTTLING = new Set([
+  "ThrottlingException",
+  "Throttling",
+  "ProvisionedThroughputExceededException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "TooManyRequestsException",
+  "LimitExceededException",
+  "TransactionInProgressException",
+]);
+
+const RETRY_BASE_MS = 100;
+const THROTTLED_RETRY_BASE_MS = 500;
+const RETRY_CAP_MS = 20_000;
+
+export class DynamoWire {
+  private readonly signer: SigV4Signer;
+  private readonly agent: HttpAgent | HttpsAgent;
+  private readonly send: typeof httpRequest;
+  private readonly path: string;
+  private readonly maxAttempts: number;
+  private readonly attemptTimeoutMs: number;
+  private observer: WireObserver | undefined;
+
+  constructor(private readonly options: DynamoWireOptions) {
+    const secure = options.endpoint.protocol === "https:";
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 50 };
+    this.agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.send = secure ? httpsRequest : httpRequest;
+    this.path = options.endpoint.pathname || "/";
+    this.signer = new SigV4Signer(options.region, "dynamodb");
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
+  }
+
+  /**
+   * A client with `sdk`'s credentials, region and endpoint (DYNAMODB_ENDPOINT when set, else the
+   * region's own), its attempts, and the same deadline per attempt as createDynamoClient's.
+   */
+  static from(sdk: DynamoDBClient): DynamoWire {
+    const { region, dynamoEndpoint } = config.aws();
+    const endpoint = dynamoEndpoint
+      ? new URL(dynamoEndpoint)
+      : sdk.config.endpointProvider({
+          Region: region,
+          UseFIPS: false,
+          UseDualStack: false,
+          AccountIdEndpointMode: "disabled",
+        }).url;
+    return new DynamoWire({
+      endpoint,
+      region,
+      credentials: () => sdk.config.credentials(),
+      maxAttempts: 3,
+      attemptTimeoutMs: 2000,
+    });
+  }
+
+  /** Tells `observer` of every answered call, asking DynamoDB for the capacity each consumed. */
+  observe(observer: WireObserver): this {
+    this.observer = observer;
+    return this;
+  }
+
+  async call(operation: WireOperation, input: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const request =
+      this.observer && input.ReturnConsumedCapacity === undefined
+        ? { ...input, ReturnConsumedCapacity: "TOTAL" }
+        : input;
+    const body = Buffer.from(JSON.stringify(request));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const output = await this.attempt(operation, body);
+        if (this.observer) {
+          const consumed = output.ConsumedCapacity as { CapacityUnits?: number } | undefined;
+          this.observer(operation, consumed?.CapacityUnits);
+          if (request !== input) delete output.ConsumedCapacity;
+        }
+        return output;
+      } catch (error) {
+        if (!(error instanceof DynamoWireError) || !error.retriable || attempt >= this.maxAttempts)
+          throw error;
+        const base = THROTTLING.has(error.name) ? THROTTLED_RETRY_BASE_MS : RETRY_BASE_MS;
+        await sleep(backoffMs(attempt - 1, base, RETRY_CAP_MS));
+      }
+    }
+  }
+
+  /** Closes the kept-alive connections. */
+  destroy(): void {
+    this.agent.destroy();
+  }
+
+  private async attempt(operation: WireOperation, body: Buffer): Promise<Record<string, unknown>> {
+    const { endpoint } = this.options;
+    const headers = this.signer.sign(await this.options.credentials(), {
+      host: endpoint.host,
+      path: this.path,
+      body,
+      contentType: "application/x-amz-json-1.0",
+      target: `DynamoDB_20120810.${operation}`,
+    });
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = this.send(
+        {
+          host: endpoint.hostname,
+          port: endpoint.port || undefined,
+          method: "POST",
+          path: this.path,
+          headers,
+          agent: this.agent,
+        },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => {
+            clearTimeout(timer);
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() });
+          });
+          res.on("error", fail);
+        },
+      );
+      const timer = setTimeout(() => {
+        req.destroy(
+          new DynamoWireError(
+            "TimeoutError",
+            `DynamoDB ${operation} did not answer within ${this.attemptTimeoutMs} ms`,
+            undefined,
+            true,
+          ),
+        );
+      }, this.attemptTimeoutMs);
+      function fail(cause: unknown): void {
+        clearTimeout(timer);
+        reject(
+          cause instanceof DynamoWireError
+            ? cause
+            : new DynamoWireError(
+                "NetworkError",
+                `DynamoDB ${operation}: the connection failed`,
+                undefined,
+                true,
+                {
+                  cause,
+                },
+              ),
+        );
+      }
+      req.on("error", fail);
+      req.end(body);
+    });
+    if (status === 200) return JSON.parse(text) as Record<string, unknown>;
+    throw errorOf(operation, status, text);
+  }
+}
+
+/** DynamoDB's error answer (`{"__type":"com.amazonaws.dynamodb.v20120810#Name","message":"…"}`) as an error. */
+function errorOf(operation: WireOperation, status: number, text: string): DynamoWireError {
+  let type = "";
+  let message = "";
+  try {
+    const answer = JSON.parse(text) as { __type?: string; message?: string; Message?: string };
+    type = String(answer.__type ?? "");
+    message = String(answer.message ?? answer.Message ?? "");
+  } catch {
+    // Not JSON (a proxy's page): named by its status below.
+  }
+  const name =
+    type.slice(type.lastIndexOf("#") + 1) || (status >= 500 ? "InternalServerError" : `Http${status}`);
+  const retriable = status >= 500 || THROTTLING.has(name);
+  return new DynamoWireError(
+    name,
+    `DynamoDB ${operation} answered ${status} ${name}: ${message}`,
+    status,
+    retriable,
+  );
+}
