@@ -218,7 +218,7 @@ export function markdown(r: RunResult): string {
       const [sdk, wire, bare] = r.hops.dynamoCalls;
       out.push(
         "",
-        "A DynamoDB call from a handler, 16 in flight: the AWS SDK, the send ledger's signed keep-alive client, and the same request on a plain client (CPU of the bench process: the client, and dynalite when the bench started it). sendMessage makes two calls a message, both through the ledger's client; joinRoom and $disconnect make theirs through the SDK.",
+        "A DynamoDB call from a handler, 16 in flight: the AWS SDK, the send ledger's signed keep-alive client, and the same request on a plain client (CPU of the bench process, the client alone: DynamoDB, dynalite, runs in a process of its own). sendMessage makes two calls a message, both through the ledger's client; joinRoom and $disconnect make theirs through the SDK.",
         "",
         "| DynamoDB GetItem client | calls/s | CPU ms per call |",
         "|---|---|---|",

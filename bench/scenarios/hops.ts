@@ -70,7 +70,7 @@ export interface DeliveryCost {
 export interface DynamoCallCost {
   client: string;
   callsPerSec: number;
-  /** CPU of this process per call, ms: the client, and dynalite when the bench started it here. */
+  /** CPU of this process per call, ms: the client (the bench runs dynalite in a process of its own). */
   cpuMsPerCall: number;
 }
 
