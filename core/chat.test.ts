@@ -59,7 +59,14 @@ class FakeBus implements MessageBus {
   recent: ChatMessage[] = [];
   limited = false;
   cached: AdmitOutcome | undefined;
-  async admit(): Promise<AdmitOutcome> {
+  async admit(
+    sender: { connectionId: string },
+    _clientMsgId: string,
+    _rate: unknown,
+    memberOf?: string,
+  ): Promise<AdmitOutcome> {
+    if (memberOf !== undefined && !this.members.has(`${memberOf}/${sender.connectionId}`))
+      return { status: "unknown-member" };
     if (this.cached) return this.cached;
     return this.limited ? { status: "rate-limited" } : { status: "admitted" };
   }

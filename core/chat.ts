@@ -320,10 +320,18 @@ export async function isMember(
   connectionId: string,
   roomId: string,
 ): Promise<boolean> {
-  const bus = await deps.bus();
-  if (await bus.knownMember(roomId, connectionId)) return true;
+  if (await (await deps.bus()).knownMember(roomId, connectionId)) return true;
+  return confirmMember(deps, connectionId, roomId);
+}
+
+/** Asks DynamoDB whether the connection is the room's member, and remembers a yes in Redis. */
+async function confirmMember(
+  deps: Pick<ChatDeps, "store" | "bus">,
+  connectionId: string,
+  roomId: string,
+): Promise<boolean> {
   if (!(await (await deps.store()).isMember(connectionId, roomId))) return false;
-  await bus.rememberMember(roomId, connectionId);
+  await (await deps.bus()).rememberMember(roomId, connectionId);
   return true;
 }
 
@@ -404,11 +412,16 @@ export async function sendMessage(
   caller: Caller,
   frame: SendMessageFrame,
 ): Promise<SendOutcome> {
-  if (!(await isMember(deps, caller.connectionId, frame.roomId))) {
-    return notJoined(deps, caller.userId, frame.roomId);
-  }
   const [bus, ledger] = await Promise.all([deps.bus(), deps.ledger()]);
-  const admitted = await bus.admit(caller, frame.clientMsgId, deps.rateLimit);
+  // Membership, a remembered retry and the rate limit in one Redis round trip; a membership Redis
+  // does not remember is asked of DynamoDB, and then the rest is asked again.
+  let admitted = await bus.admit(caller, frame.clientMsgId, deps.rateLimit, frame.roomId);
+  if (admitted.status === "unknown-member") {
+    if (!(await confirmMember(deps, caller.connectionId, frame.roomId))) {
+      return notJoined(deps, caller.userId, frame.roomId);
+    }
+    admitted = await bus.admit(caller, frame.clientMsgId, deps.rateLimit);
+  }
   const textDigest = digestOf(frame.text);
   if (admitted.status === "duplicate") {
     const { sent, unlogged } = admitted;

@@ -148,7 +148,9 @@ export type AdmitOutcome =
   | { status: "admitted" }
   /** `unlogged`: the whole message, while Kafka has not confirmed it. */
   | { status: "duplicate"; sent: SentRecord; unlogged?: ChatMessage }
-  | { status: "rate-limited" };
+  | { status: "rate-limited" }
+  /** Only when asked about a room: the bus does not remember the connection as its member. */
+  | { status: "unknown-member" };
 
 /**
  * The message bus (Redis): the fast, cached half of accepting a message and of reading history,
@@ -156,11 +158,16 @@ export type AdmitOutcome =
  * or doubling an acked message: the ledger and the event log hold what must not be.
  */
 export interface MessageBus {
-  /** A retry the bus remembers is answered from it; anything else draws a token from the bucket. */
+  /**
+   * A retry the bus remembers is answered from it; anything else draws a token from the bucket.
+   * With `memberOf`, first: a connection not remembered as that room's member draws nothing and is
+   * answered unknown-member (ask the connection store).
+   */
   admit(
     sender: { userId: string; connectionId: string },
     clientMsgId: string,
     rate: RateLimit,
+    memberOf?: string,
   ): Promise<AdmitOutcome>;
   /**
    * Recent history, the fan-out stream in seq order, and the retry cache. A `retry` (a send the

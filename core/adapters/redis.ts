@@ -90,8 +90,13 @@ redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[2], ttl)
 `;
 
-/** A retry is answered from the dedupe record; a first send draws from the token bucket. */
+/**
+ * A connection the room's member set does not hold is sent back to ask DynamoDB (when ARGV[3] names
+ * it); a retry is answered from the dedupe record; a first send draws from the token bucket.
+ * KEYS: dedupe, rate, members. ARGV: rate, burst, connectionId or ''.
+ */
 const ADMIT = `${NOW}
+if ARGV[3] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 0 then return {'unknown'} end
 local d = redis.call('HMGET', KEYS[1], 'k', 's', 'm')
 if d[1] then return {'dup', d[1], d[2], d[3] or ''} end
 ${TOKEN_BUCKET}
@@ -271,7 +276,7 @@ export class RedisMessageBus implements MessageBus {
   private readonly roomTtlSeconds: number;
 
   constructor(redis: Redis, options: BusOptions = {}) {
-    redis.defineCommand("chatAdmit", { numberOfKeys: 2, lua: ADMIT });
+    redis.defineCommand("chatAdmit", { numberOfKeys: 3, lua: ADMIT });
     redis.defineCommand("chatMeter", { numberOfKeys: 2, lua: METER });
     redis.defineCommand("chatPublish", { numberOfKeys: 8, lua: PUBLISH });
     redis.defineCommand("chatRelease", { numberOfKeys: 5, lua: RELEASE });
@@ -291,20 +296,32 @@ export class RedisMessageBus implements MessageBus {
   }
 
   /**
-   * The first step of a send: a retry Redis remembers is answered from its record; anything else
-   * draws one token from the caller's bucket.
+   * The first step of a send, in one round trip: with `memberOf`, a connection Redis does not
+   * remember as the room's member is sent to ask DynamoDB (nothing drawn); a retry Redis remembers
+   * is answered from its record; anything else draws one token from the caller's bucket.
    */
   async admit(
     sender: { userId: string; connectionId: string },
     clientMsgId: string,
     rate: RateLimit,
+    memberOf?: string,
   ): Promise<AdmitOutcome> {
     const rateKey = rateKeyOf("send", sender, rate);
+    const dedupeKey = keys.dedupe(sender.userId, clientMsgId);
     const reply = await wrap(
       "admit",
-      this.redis.chatAdmit(keys.dedupe(sender.userId, clientMsgId), rateKey, rate.perSecond, rate.burst),
+      this.redis.chatAdmit(
+        dedupeKey,
+        rateKey,
+        memberOf === undefined ? dedupeKey : keys.members(memberOf),
+        rate.perSecond,
+        rate.burst,
+        memberOf === undefined ? "" : sender.connectionId,
+      ),
     );
     switch (reply[0]) {
+      case "unknown":
+        return { status: "unknown-member" };
       case "dup":
         return {
           status: "duplicate",
