@@ -37,6 +37,8 @@ export async function resume(
   // The first occurrence of a room counts.
   const seen = new Set<string>();
   const queue = request.rooms.filter((r) => !seen.has(r.roomId) && seen.add(r.roomId));
+  const asked = new Map(queue.map((r, i) => [r.roomId, i]));
+  const inAskedOrder = (a: string, b: string) => (asked.get(a) ?? 0) - (asked.get(b) ?? 0);
   const gateway = await deps.gateway();
   const resumed: string[] = [];
   const failed: ResumeFailure[] = [];
@@ -79,5 +81,8 @@ export async function resume(
       for (let next = queue.shift(); next; next = queue.shift()) await one(next);
     }),
   );
+  // Rooms are resumed a few at once; the answer lists them as they were asked for.
+  resumed.sort(inAskedOrder);
+  failed.sort((a, b) => inAskedOrder(a.roomId, b.roomId));
   return { ok: true, rooms: resumed, failed, gone };
 }

@@ -1,7 +1,13 @@
 import type { KafkaMessage } from "kafkajs";
 import pino from "pino";
 import { BatchAbandonedError, type BatchOutcome } from "./persister-batch";
-import { type BatchPayload, CommitTracker, type FetchedBatch, offsetAfter } from "./persister-commits";
+import {
+  type BatchPayload,
+  CoalescedCommits,
+  CommitTracker,
+  type FetchedBatch,
+  offsetAfter,
+} from "./persister-commits";
 
 const silent = pino({ level: "silent" });
 const stored: BatchOutcome = { written: 1, duplicates: 0, deadLettered: 0 };
@@ -157,4 +163,47 @@ describe("CommitTracker", () => {
     expect(events).toEqual([]);
     expect(resolved).toEqual([]);
   });
+});
+
+test("commits asked for while one is in flight go in the next request together, the highest offset of each partition", async () => {
+  const requests: { partition: number; offset: string }[][] = [];
+  const inFlight: ReturnType<typeof deferred>[] = [];
+  const commits = new CoalescedCommits({
+    commitOffsets: async (offsets) => {
+      requests.push(offsets.map(({ partition, offset }) => ({ partition, offset })));
+      const d = deferred();
+      inFlight.push(d);
+      await d.promise;
+    },
+  });
+  const first = commits.commit("messages", 0, "10");
+  const queued = [
+    commits.commit("messages", 1, "5"),
+    commits.commit("messages", 2, "7"),
+    commits.commit("messages", 1, "9"),
+  ];
+  expect(requests).toEqual([[{ partition: 0, offset: "10" }]]);
+  inFlight[0]?.resolve();
+  await first;
+  await new Promise((r) => setImmediate(r));
+  expect(requests[1]).toEqual([
+    { partition: 1, offset: "9" },
+    { partition: 2, offset: "7" },
+  ]);
+  inFlight[1]?.resolve();
+  await Promise.all(queued);
+  expect(requests).toHaveLength(2);
+});
+
+test("a commit request that fails fails every commit it carried, and the next ones still go", async () => {
+  let calls = 0;
+  const commits = new CoalescedCommits({
+    commitOffsets: async () => {
+      calls++;
+      if (calls === 1) throw new Error("not the coordinator");
+    },
+  });
+  await expect(commits.commit("messages", 0, "3")).rejects.toThrow("not the coordinator");
+  await expect(commits.commit("messages", 0, "4")).resolves.toBeUndefined();
+  expect(calls).toBe(2);
 });

@@ -46,13 +46,67 @@ export function offsetAfter(lastOffset: string): string {
   return (BigInt(lastOffset) + 1n).toString();
 }
 
+interface PendingCommit {
+  topic: string;
+  partition: number;
+  offset: string;
+  settle: { resolve: () => void; reject: (error: unknown) => void }[];
+}
+
+/**
+ * Commits offsets one request at a time; the commits asked for while a request is in flight go
+ * together in the next one. A fetch brings batches of several partitions, each stored on its own,
+ * and a commit is a write to the broker's offsets log: one request for them all, not one each.
+ */
+export class CoalescedCommits {
+  private readonly pending = new Map<string, PendingCommit>();
+  private sending = false;
+
+  constructor(private readonly consumer: Pick<Consumer, "commitOffsets">) {}
+
+  /** Resolves once a request carrying this offset (or a later one of its partition) succeeded. */
+  commit(topic: string, partition: number, offset: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const key = `${topic}/${partition}`;
+      const entry = this.pending.get(key) ?? { topic, partition, offset, settle: [] };
+      if (BigInt(offset) > BigInt(entry.offset)) entry.offset = offset;
+      entry.settle.push({ resolve, reject });
+      this.pending.set(key, entry);
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.pending.size > 0) {
+        const batch = [...this.pending.values()];
+        this.pending.clear();
+        try {
+          await this.consumer.commitOffsets(
+            batch.map(({ topic, partition, offset }) => ({ topic, partition, offset })),
+          );
+          for (const entry of batch) for (const s of entry.settle) s.resolve();
+        } catch (error) {
+          for (const entry of batch) for (const s of entry.settle) s.reject(error);
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+}
+
 /** Queues fetched batches per partition and commits past each once it is stored. */
 export class CommitTracker {
   private readonly pipelines = new Map<number, Pipeline>();
   private readonly ahead: number;
+  private readonly commits: CoalescedCommits;
 
   constructor(private readonly deps: CommitTrackerDeps) {
     this.ahead = deps.ahead ?? 2;
+    this.commits = new CoalescedCommits(deps.consumer);
   }
 
   /** kafkajs's eachBatch: queues the batch and returns, waiting only while the partition is `ahead` batches behind. */
@@ -90,14 +144,12 @@ export class CommitTracker {
 
   /** Stores one batch, then commits past it. Runs after the partition's previous batch. */
   private async storeAndCommit(batch: FetchedBatch, heartbeat: () => Promise<void>): Promise<void> {
-    const { consumer, logger } = this.deps;
+    const { logger } = this.deps;
     const started = Date.now();
     const { written, duplicates, deadLettered } = await this.deps.store(batch, heartbeat);
     const last = batch.lastOffset();
     try {
-      await consumer.commitOffsets([
-        { topic: batch.topic, partition: batch.partition, offset: offsetAfter(last) },
-      ]);
+      await this.commits.commit(batch.topic, batch.partition, offsetAfter(last));
     } catch (error) {
       // The partition was taken from us meanwhile: the new owner will see these again; the writes are idempotent.
       logger.info(
