@@ -34,6 +34,7 @@ import {
 } from "./scenarios/coldstart";
 import { type FanoutParams, runFanout, type TargetResult } from "./scenarios/fanout";
 import { type HopsParams, type HopsResult, runHops } from "./scenarios/hops";
+import { type KafkaFloor, runKafkaFloor } from "./scenarios/kafka-floor";
 import { type PersistParams, type PersistResult, runPersist } from "./scenarios/persist";
 
 export type Profile = "default" | "quick" | "smoke";
@@ -107,6 +108,8 @@ export interface RunResult {
     saturation: { target: string; overSocketIo: number | null; overCeiling: number | null }[];
     /** What AWS would bill for the chat target's whole run, and a month of 1,000 users like it. */
     bill?: { reading: MeterSnapshot; projection?: Projection };
+    /** The broker's CPU per record when each request carries one, at the first rate (the bench's own broker only). */
+    kafkaFloor?: KafkaFloor;
   };
   /** One room of many members, the management API answering after a simulated AWS round trip. */
   hotRoom?: { params: HotRoomParams; target: TargetResult };
@@ -142,6 +145,7 @@ async function fanoutAll(
 ): Promise<NonNullable<RunResult["fanout"]>> {
   const targets: TargetResult[] = [];
   let bill: NonNullable<RunResult["fanout"]>["bill"];
+  let kafkaFloor: KafkaFloor | undefined;
   // The services a target uses, where the bench started them (not those named by the environment),
   // and this process: the load generator's clients.
   const shared = (...names: string[]): ProcessGroup[] => [
@@ -228,6 +232,14 @@ async function fanoutAll(
       const reading = JSON.parse(readFileSync(meterFile, "utf8")) as MeterSnapshot;
       bill = { reading, projection: projectMonthlyCost(reading, loadPrices()) };
     }
+    const broker = services.find((s) => s.name === "kafka" && s.pid);
+    if (broker?.pid && params.rates[0])
+      kafkaFloor = await runKafkaFloor(
+        env.KAFKA_BROKERS as string,
+        broker.pid,
+        params.rates[0],
+        params.stepSeconds,
+      );
   }
   const byName = (n: string) => targets.find((t) => t.target === n);
   const socketio = byName("socketio");
@@ -252,6 +264,7 @@ async function fanoutAll(
       overCeiling: ratio(t.maxDeliveriesPerSec, ceiling?.maxDeliveriesPerSec),
     })),
     bill,
+    kafkaFloor,
   };
 }
 

@@ -59,11 +59,14 @@ export function targetChecks(r: RunResult): TargetCheck[] {
     const kafka = first.cpuMsPer1000?.kafka;
     const roomSize = Math.max(1, Math.floor(f.params.connections / f.params.rooms));
     const perMessage = kafka === undefined ? undefined : (kafka * roomSize) / 1000;
+    const floor = f.kafkaFloor;
     checks.push({
       target: "Kafka broker CPU per accepted message (first step)",
       goal: "≤ 0.5 ms",
       measured:
-        perMessage === undefined ? "not measured (the environment's broker)" : `${fmt(perMessage, 2)} ms`,
+        perMessage === undefined
+          ? "not measured (the environment's broker)"
+          : `${fmt(perMessage, 2)} ms${floor ? ` (floor, one record a request from a bare producer at the same rate: ${fmt(floor.brokerCpuMsPerRecord, 2)} ms; ${x(ratio(perMessage, floor.brokerCpuMsPerRecord))} the floor)` : ""}`,
       met: perMessage === undefined ? null : perMessage <= 0.5,
     });
   }

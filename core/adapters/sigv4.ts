@@ -5,7 +5,7 @@
  * template and the signing key is derived once a day; @smithy/signature-v4 (which sigv4.test.ts
  * checks every signature against) spends CPU on every request on a generality these do not need.
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHash, createHmac, hash } from "node:crypto";
 
 /** The credentials of a signature (an SDK client's provider resolves and refreshes them). */
 export interface SigningCredentials {
@@ -24,12 +24,20 @@ export interface SignedPost {
   target?: string;
 }
 
-const sha256Hex = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+/** One-shot SHA-256 (crypto.hash, Node 20.12 and later): no Hash object for each small input. */
+const sha256Hex: (data: string | Buffer) => string =
+  typeof hash === "function"
+    ? (data) => hash("sha256", data, "hex")
+    : (data) => createHash("sha256").update(data).digest("hex");
 const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
 
 /** Percent-encodes as SigV4's canonical URI asks: RFC 3986 unreserved characters stay, the rest is escaped. */
-const escapeUri = (s: string) =>
-  encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+const escapeUri = (s: string) => {
+  const encoded = encodeURIComponent(s);
+  return /[!'()*]/.test(encoded)
+    ? encoded.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    : encoded;
+};
 
 export class SigV4Signer {
   private key: { scope: string; secret: string; value: Buffer } | undefined;
@@ -41,10 +49,7 @@ export class SigV4Signer {
 
   /** The headers to send: content type and length, host, x-amz-date, the payload hash, the token, the target and authorization. */
   sign(credentials: SigningCredentials, post: SignedPost, now: Date = new Date()): Record<string, string> {
-    const longDate = now
-      .toISOString()
-      .replace(/[-:]/g, "")
-      .replace(/\.\d{3}/, "");
+    const longDate = this.amzDate(now);
     const shortDate = longDate.slice(0, 8);
     const scope = `${shortDate}/${this.region}/${this.service}/aws4_request`;
     const payloadHash = sha256Hex(post.body);
@@ -69,6 +74,21 @@ export class SigV4Signer {
       .digest("hex");
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
     return headers;
+  }
+
+  private date: { second: number; value: string } | undefined;
+
+  /** x-amz-date (20261203T061405Z), formatted once a second. */
+  private amzDate(now: Date): string {
+    const second = Math.floor(now.getTime() / 1000);
+    if (this.date?.second !== second) {
+      const value = now
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d{3}/, "");
+      this.date = { second, value };
+    }
+    return this.date.value;
   }
 
   private signingKey(secret: string, shortDate: string, scope: string): Buffer {
