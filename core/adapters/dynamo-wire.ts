@@ -91,19 +91,14 @@ export class DynamoWire {
   }
 
   /**
-   * A client with `sdk`'s credentials, region and endpoint (DYNAMODB_ENDPOINT when set, else the
-   * region's own), its attempts, and the same deadline per attempt as createDynamoClient's.
+   * A client with `sdk`'s credentials and region, the endpoint the SDK would use
+   * ({@link dynamoEndpointOf}), its attempts, and the same deadline per attempt as createDynamoClient's.
    */
   static from(sdk: DynamoDBClient): DynamoWire {
     const { region, dynamoEndpoint } = config.aws();
-    const endpoint = dynamoEndpoint
-      ? new URL(dynamoEndpoint)
-      : sdk.config.endpointProvider({
-          Region: region,
-          UseFIPS: false,
-          UseDualStack: false,
-          AccountIdEndpointMode: "disabled",
-        }).url;
+    const endpoint = dynamoEndpointOf(region, dynamoEndpoint, process.env, (params) =>
+      sdk.config.endpointProvider(params),
+    );
     return new DynamoWire({
       endpoint,
       region,
@@ -209,6 +204,33 @@ export class DynamoWire {
     if (status === 200) return JSON.parse(text) as Record<string, unknown>;
     throw errorOf(operation, status, text);
   }
+}
+
+/**
+ * Where DynamoDB is, in the order the SDK looks: the endpoint this project configures
+ * (DYNAMODB_ENDPOINT: dynalite), then the environment's AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
+ * (LocalStack sets the latter in its Lambda containers; AWS_IGNORE_CONFIGURED_ENDPOINT_URLS turns
+ * both off), else the region's own endpoint from the SDK's rules (its partition: amazonaws.com,
+ * amazonaws.com.cn, …).
+ */
+export function dynamoEndpointOf(
+  region: string,
+  configured: string | undefined,
+  env: Record<string, string | undefined>,
+  rules: (params: {
+    Region: string;
+    UseFIPS: boolean;
+    UseDualStack: boolean;
+    AccountIdEndpointMode: string;
+  }) => { url: URL },
+): URL {
+  if (configured) return new URL(configured);
+  if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() !== "true") {
+    const fromEnv = env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL;
+    if (fromEnv) return new URL(fromEnv);
+  }
+  return rules({ Region: region, UseFIPS: false, UseDualStack: false, AccountIdEndpointMode: "disabled" })
+    .url;
 }
 
 /** DynamoDB's error answer (`{"__type":"com.amazonaws.dynamodb.v20120810#Name","message":"…"}`) as an error. */
