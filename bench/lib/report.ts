@@ -275,8 +275,8 @@ export function markdown(r: RunResult): string {
       out.push(
         "",
         `In the fan-out run (this project, first step, medians): client send → handler's sentAt ${fmt(chat.hopsMs.sendToSentAt)} ms ` +
-          `(gateway in + membership check), sentAt → ack ${fmt(chat.hopsMs.sentAtToAck)} ms (Redis script + Kafka append + gateway out), ` +
-          `sentAt → first member ${fmt(chat.hopsMs.sentAtToFirst)} ms (Redis stream → worker → PostToConnection → gateway), ` +
+          `(gateway in, the admit script with the membership check, the seq from DynamoDB), sentAt → ack ${fmt(chat.hopsMs.sentAtToAck)} ms (send record, publish script, Kafka append, gateway out), ` +
+          `sentAt → first member ${fmt(chat.hopsMs.sentAtToFirst)} ms (send record, publish script, Redis stream → worker → PostToConnection → gateway), ` +
           `first → last member ${fmt(chat.hopsMs.firstToLast)} ms (the room's POSTs one after another through the worker).`,
       );
     }
