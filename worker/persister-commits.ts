@@ -12,6 +12,7 @@
  * the batches queued behind it are dropped, since the new fetch brings them again.
  */
 import type { Batch, Consumer, EachBatchPayload } from "kafkajs";
+import { Coalescer } from "../core/coalesce";
 import type { Logger } from "../core/logger";
 import { BatchAbandonedError, type BatchOutcome } from "./persister-batch";
 
@@ -46,55 +47,37 @@ export function offsetAfter(lastOffset: string): string {
   return (BigInt(lastOffset) + 1n).toString();
 }
 
-interface PendingCommit {
+/** An offset to commit: Kafka's next one to read on the partition. */
+interface Commit {
   topic: string;
   partition: number;
   offset: string;
-  settle: { resolve: () => void; reject: (error: unknown) => void }[];
 }
 
 /**
  * Commits offsets one request at a time; the commits asked for while a request is in flight go
- * together in the next one. A fetch brings batches of several partitions, each stored on its own,
- * and a commit is a write to the broker's offsets log: one request for them all, not one each.
+ * together in the next one, each partition at the highest offset asked. A fetch brings batches of
+ * several partitions, each stored on its own, and a commit is a write to the broker's offsets log:
+ * one request for them all, not one each.
  */
 export class CoalescedCommits {
-  private readonly pending = new Map<string, PendingCommit>();
-  private sending = false;
+  private readonly commits: Coalescer<Commit>;
 
-  constructor(private readonly consumer: Pick<Consumer, "commitOffsets">) {}
-
-  /** Resolves once a request carrying this offset (or a later one of its partition) succeeded. */
-  commit(topic: string, partition: number, offset: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const key = `${topic}/${partition}`;
-      const entry = this.pending.get(key) ?? { topic, partition, offset, settle: [] };
-      if (BigInt(offset) > BigInt(entry.offset)) entry.offset = offset;
-      entry.settle.push({ resolve, reject });
-      this.pending.set(key, entry);
-      void this.flush();
+  constructor(consumer: Pick<Consumer, "commitOffsets">) {
+    this.commits = new Coalescer(async (asked) => {
+      const highest = new Map<string, Commit>();
+      for (const c of asked) {
+        const key = `${c.topic}/${c.partition}`;
+        const before = highest.get(key);
+        if (!before || BigInt(c.offset) > BigInt(before.offset)) highest.set(key, c);
+      }
+      await consumer.commitOffsets([...highest.values()]);
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.sending) return;
-    this.sending = true;
-    try {
-      while (this.pending.size > 0) {
-        const batch = [...this.pending.values()];
-        this.pending.clear();
-        try {
-          await this.consumer.commitOffsets(
-            batch.map(({ topic, partition, offset }) => ({ topic, partition, offset })),
-          );
-          for (const entry of batch) for (const s of entry.settle) s.resolve();
-        } catch (error) {
-          for (const entry of batch) for (const s of entry.settle) s.reject(error);
-        }
-      }
-    } finally {
-      this.sending = false;
-    }
+  /** Resolves once a request carrying this offset (or a later one of its partition) succeeded. */
+  commit(topic: string, partition: number, offset: string): Promise<void> {
+    return this.commits.add({ topic, partition, offset });
   }
 }
 

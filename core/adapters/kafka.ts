@@ -5,6 +5,7 @@
  */
 
 import { type ISocketFactory, Kafka, type LogEntry, logLevel, type Producer } from "kafkajs";
+import { Coalescer } from "../coalesce";
 import { type Config, config } from "../config";
 import { remainingMs, withDeadline } from "../deadline";
 import { DependencyError, DependencyTimeoutError, PoisonRecordError } from "../errors";
@@ -156,8 +157,6 @@ interface PendingAppend {
   messages: ChatMessage[];
   /** When the append must have answered (epoch ms). */
   deadlineAt: number;
-  resolve: () => void;
-  reject: (e: unknown) => void;
 }
 
 /** One idempotent producer (one producer id), used until a send on it fails. */
@@ -186,8 +185,7 @@ const RETIRE_SETTLE_MS = 30_000;
 export class KafkaEventLog implements EventLog {
   private session: Session | undefined;
   private readonly retiring = new Set<Promise<void>>();
-  private queue: PendingAppend[] = [];
-  private sending = false;
+  private readonly appends: Coalescer<PendingAppend>;
   private readonly appendTimeoutMs: number;
   /** Producers opened and sends that failed (each failure retires its producer). */
   readonly stats = { producers: 0, failedSends: 0 };
@@ -198,48 +196,30 @@ export class KafkaEventLog implements EventLog {
     options: KafkaEventLogOptions = {},
   ) {
     this.appendTimeoutMs = options.appendTimeoutMs ?? config.kafka().appendTimeoutMs;
+    // The appends made while a request is in flight wait for the next one: only the answer to the
+    // request that carried a message settles it.
+    this.appends = new Coalescer((batch) => this.sendBatch(batch));
   }
 
   append(messages: ChatMessage[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ messages, deadlineAt: Date.now() + this.appendTimeoutMs, resolve, reject });
-      void this.flush();
-    });
+    return this.appends.add({ messages, deadlineAt: Date.now() + this.appendTimeoutMs });
   }
 
-  private async flush(): Promise<void> {
-    if (this.sending) return;
-    this.sending = true;
+  private async sendBatch(batch: PendingAppend[]): Promise<void> {
+    const budget = remainingMs(Math.min(...batch.map((b) => b.deadlineAt)));
+    const expired = `Kafka did not take the message within ${this.appendTimeoutMs} ms`;
+    if (budget <= 0) throw new DependencyTimeoutError("kafka", this.appendTimeoutMs, expired);
+    this.session ??= this.open();
+    const session = this.session;
+    const sent = this.send(session, batch, budget);
     try {
-      while (this.queue.length > 0) {
-        // The appends made while this batch is in flight wait for the next one: only the answer to
-        // the request that carried a message settles it.
-        const batch = this.queue.splice(0, this.queue.length);
-        const budget = remainingMs(Math.min(...batch.map((b) => b.deadlineAt)));
-        const expired = `Kafka did not take the message within ${this.appendTimeoutMs} ms`;
-        if (budget <= 0) {
-          const error = new DependencyTimeoutError("kafka", this.appendTimeoutMs, expired);
-          for (const b of batch) b.reject(error);
-          continue;
-        }
-        this.session ??= this.open();
-        const session = this.session;
-        const sent = this.send(session, batch, budget);
-        try {
-          await withDeadline("kafka", budget, sent, expired);
-          for (const b of batch) b.resolve();
-        } catch (cause) {
-          this.stats.failedSends++;
-          this.retire(session, sent);
-          const error =
-            cause instanceof DependencyError
-              ? cause
-              : new DependencyError("kafka", "Kafka did not take the message", { cause });
-          for (const b of batch) b.reject(error);
-        }
-      }
-    } finally {
-      this.sending = false;
+      await withDeadline("kafka", budget, sent, expired);
+    } catch (cause) {
+      this.stats.failedSends++;
+      this.retire(session, sent);
+      throw cause instanceof DependencyError
+        ? cause
+        : new DependencyError("kafka", "Kafka did not take the message", { cause });
     }
   }
 
