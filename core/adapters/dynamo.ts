@@ -281,10 +281,10 @@ function isConditionFailure(error: unknown): boolean {
   );
 }
 
-/** The send ledger over the same table: atomic counters and conditional puts, strongly consistent. */
 /**
- * Each room's seq counter and each send's record: two writes on every message's path, so they go
- * out over {@link DynamoWire} (signed keep-alive requests) rather than the SDK's document client.
+ * The send ledger over the same table: each room's seq counter (an atomic ADD) and each send's record
+ * (a conditional put), read strongly consistent. Two writes on every message's path, so they go out
+ * over {@link DynamoWire} (signed keep-alive requests) rather than the SDK's document client.
  */
 export class DynamoSendLedger implements SendLedger {
   constructor(
