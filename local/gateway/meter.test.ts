@@ -1,8 +1,9 @@
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoWire } from "../../core/adapters/dynamo-wire";
 import { startDynamo } from "../services";
 import { compareOptions, formatMeter, formatProjection, loadPrices, projectMonthlyCost } from "./cost";
-import { meterDynamoClient, startDynamoMeterProxy } from "./dynamodb-meter";
+import { meterDynamoClient, meterDynamoWire, startDynamoMeterProxy } from "./dynamodb-meter";
 import { Meter } from "./meter";
 
 describe("Meter", () => {
@@ -128,6 +129,43 @@ describe("DynamoDB counting middleware", () => {
       expect(m.byOperation.CreateTable).toBeUndefined();
       expect(m.estimatedRequests).toBe(0);
     } finally {
+      raw.destroy();
+      await dynamo.stop();
+    }
+  });
+});
+
+describe("DynamoDB counting of the send ledger's client", () => {
+  test("counts the units of each call the ledger's client makes, and hands back the answer as asked", async () => {
+    const dynamo = await startDynamo();
+    const meter = new Meter();
+    const raw = localClient(dynamo.url);
+    const wire = meterDynamoWire(
+      new DynamoWire({
+        endpoint: new URL(dynamo.url),
+        region: "us-east-1",
+        credentials: async () => ({ accessKeyId: "local", secretAccessKey: "local" }),
+      }),
+      meter,
+    );
+    try {
+      await createTable(raw);
+      await wire.call("PutItem", {
+        TableName: "metered",
+        Item: { pk: { S: "a" }, text: { S: "x".repeat(1500) } },
+      });
+      const got = await wire.call("GetItem", {
+        TableName: "metered",
+        Key: { pk: { S: "a" } },
+        ConsistentRead: true,
+      });
+      expect(got).toEqual({ Item: { pk: { S: "a" }, text: { S: "x".repeat(1500) } } });
+      const m = meter.snapshot().dynamodb;
+      expect(m.byOperation.PutItem).toEqual({ requests: 1, readUnits: 0, writeUnits: 2 });
+      expect(m.byOperation.GetItem).toEqual({ requests: 1, readUnits: 1, writeUnits: 0 });
+      expect(m.estimatedRequests).toBe(0);
+    } finally {
+      wire.destroy();
       raw.destroy();
       await dynamo.stop();
     }
