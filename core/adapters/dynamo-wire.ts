@@ -15,6 +15,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { config } from "../config";
 import { backoffMs, sleep } from "../retry";
+import { DYNAMO_ATTEMPT_TIMEOUT_MS, DYNAMO_MAX_ATTEMPTS } from "./dynamo";
 import { type SigningCredentials, SigV4Signer } from "./sigv4";
 
 export type WireOperation = "GetItem" | "PutItem" | "UpdateItem";
@@ -86,13 +87,13 @@ export class DynamoWire {
     this.send = secure ? httpsRequest : httpRequest;
     this.path = options.endpoint.pathname || "/";
     this.signer = new SigV4Signer(options.region, "dynamodb");
-    this.maxAttempts = options.maxAttempts ?? 3;
-    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
+    this.maxAttempts = options.maxAttempts ?? DYNAMO_MAX_ATTEMPTS;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? DYNAMO_ATTEMPT_TIMEOUT_MS;
   }
 
   /**
    * A client with `sdk`'s credentials and region, the endpoint the SDK would use
-   * ({@link dynamoEndpointOf}), its attempts, and the same deadline per attempt as createDynamoClient's.
+   * ({@link dynamoEndpointOf}), and the attempts and deadline createDynamoClient gives the SDK client.
    */
   static from(sdk: DynamoDBClient): DynamoWire {
     const { region, dynamoEndpoint } = config.aws();
@@ -103,8 +104,6 @@ export class DynamoWire {
       endpoint,
       region,
       credentials: () => sdk.config.credentials(),
-      maxAttempts: 3,
-      attemptTimeoutMs: 2000,
     });
   }
 

@@ -68,6 +68,13 @@ const sentKey = (senderId: string, clientMsgId: string) => ({
   sk: META,
 });
 
+/**
+ * Attempts per call and each attempt's deadline, for the SDK clients and the send ledger's client
+ * (DynamoWire) alike: every call answers well inside a handler's timeout.
+ */
+export const DYNAMO_MAX_ATTEMPTS = 3;
+export const DYNAMO_ATTEMPT_TIMEOUT_MS = 2000;
+
 /** A DynamoDB client for the configured region, or for DYNAMODB_ENDPOINT (dynalite) when set. */
 export function createDynamoClient(): DynamoDBClient {
   const { region, dynamoEndpoint } = config.aws();
@@ -76,11 +83,15 @@ export function createDynamoClient(): DynamoDBClient {
     ...(dynamoEndpoint
       ? { endpoint: dynamoEndpoint, credentials: { accessKeyId: "local", secretAccessKey: "local" } }
       : {}),
-    maxAttempts: 3,
+    maxAttempts: DYNAMO_MAX_ATTEMPTS,
     // Every call answers well inside a handler's timeout, so a stalled DynamoDB is an INTERNAL the
     // client retries, not a Lambda that times out without a word.
     // (Without throwOnRequestTimeout the SDK only warns when the deadline passes and waits on.)
-    requestHandler: { connectionTimeout: 1000, requestTimeout: 2000, throwOnRequestTimeout: true },
+    requestHandler: {
+      connectionTimeout: 1000,
+      requestTimeout: DYNAMO_ATTEMPT_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
   });
 }
 
