@@ -76,6 +76,15 @@ const createTable = (client: DynamoDBClient) =>
     }),
   );
 
+/** The units of one put of 1.5 KB and one strongly consistent read of it, from DynamoDB's own answers. */
+function expectOnePutOneGetCounted(meter: Meter): void {
+  const m = meter.snapshot().dynamodb;
+  // 1.5 KB written: 2 write units; read strongly consistent under 4 KB: 1 read unit.
+  expect(m.byOperation.PutItem).toEqual({ requests: 1, readUnits: 0, writeUnits: 2 });
+  expect(m.byOperation.GetItem).toEqual({ requests: 1, readUnits: 1, writeUnits: 0 });
+  expect(m.estimatedRequests).toBe(0);
+}
+
 describe("DynamoDB counting proxy", () => {
   test("read and write units from DynamoDB's own ConsumedCapacity, the answers unchanged", async () => {
     const dynamo = await startDynamo();
@@ -90,11 +99,7 @@ describe("DynamoDB counting proxy", () => {
         new GetCommand({ TableName: "metered", Key: { pk: "a" }, ConsistentRead: true }),
       );
       expect(got.Item?.pk).toBe("a");
-      const m = meter.snapshot().dynamodb;
-      // 1.5 KB written: 2 write units; read strongly consistent under 4 KB: 1 read unit.
-      expect(m.byOperation.PutItem).toEqual({ requests: 1, readUnits: 0, writeUnits: 2 });
-      expect(m.byOperation.GetItem).toEqual({ requests: 1, readUnits: 1, writeUnits: 0 });
-      expect(m.estimatedRequests).toBe(0);
+      expectOnePutOneGetCounted(meter);
     } finally {
       raw.destroy();
       await proxy.stop();
@@ -160,10 +165,7 @@ describe("DynamoDB counting of the send ledger's client", () => {
         ConsistentRead: true,
       });
       expect(got).toEqual({ Item: { pk: { S: "a" }, text: { S: "x".repeat(1500) } } });
-      const m = meter.snapshot().dynamodb;
-      expect(m.byOperation.PutItem).toEqual({ requests: 1, readUnits: 0, writeUnits: 2 });
-      expect(m.byOperation.GetItem).toEqual({ requests: 1, readUnits: 1, writeUnits: 0 });
-      expect(m.estimatedRequests).toBe(0);
+      expectOnePutOneGetCounted(meter);
     } finally {
       wire.destroy();
       raw.destroy();
