@@ -184,10 +184,14 @@ export class ShardRunner {
         const batch = reply?.[0]?.[1] ?? [];
         if (batch.length > 0) {
           const last = batch[batch.length - 1]?.[0] as string;
-          if (!(await this.sync(last, batch.length))) break;
+          // The cursor is recorded while the batch is taken, not before it, which saves delivery a
+          // round trip: each entry's claim is the fence against a lost lease, and a batch whose
+          // cursor was never recorded is read again by the next owner, whose claims skip what began.
+          const recorded = this.sync(last, batch.length);
           this.cursor = last;
           for (const [id, fields] of batch) this.take(id, fields);
           this.advanceWatermark();
+          if (!(await recorded)) break;
         } else if (this.passed.length > 0) {
           await this.sync();
         }
