@@ -1,0 +1,81 @@
+/**
+ * The benchmark report's saturation check: a baseline that delivered everything offered at its
+ * highest step never saturated, so its figure is a lower bound and the ratio against it an upper
+ * bound, and the report says so instead of printing a ratio it did not measure.
+ */
+import { markdown, targetChecks } from "../bench/lib/report";
+import type { RunResult } from "../bench/run";
+import type { StepResult, TargetResult } from "../bench/scenarios/fanout";
+
+function step(offered: number, delivered: number, saturated: boolean): StepResult {
+  return {
+    offeredPerSec: offered / 20,
+    sent: offered / 20,
+    acked: offered / 20,
+    errors: {},
+    expectedDeliveries: offered,
+    delivered,
+    drops: offered - delivered,
+    deliveriesPerSec: delivered,
+    offeredDeliveriesPerSec: offered,
+    latencyMs: { n: delivered, p50: 1, p95: 2, p99: 3, max: 4, mean: 1 },
+    ackMs: { n: delivered, p50: 1, p95: 2, p99: 3, max: 4, mean: 1 },
+    hopsMs: { sendToSentAt: 1, sentAtToFirst: 1, firstToLast: 1, sentAtToAck: 1 },
+    clientCpu: 0.1,
+    saturated,
+  };
+}
+
+function target(name: string, steps: StepResult[]): TargetResult {
+  return {
+    target: name,
+    connectSeconds: 1,
+    steps,
+    maxDeliveriesPerSec: Math.max(...steps.map((s) => s.deliveriesPerSec)),
+  };
+}
+
+function run(socketioSaturates: boolean): RunResult {
+  const sioTop = socketioSaturates ? step(60_000, 50_000, true) : step(60_000, 60_000, false);
+  const chat = target("chat", [step(2000, 2000, false), step(20_000, 15_000, true)]);
+  const sio = target("socketio", [step(2000, 2000, false), sioTop]);
+  return {
+    profile: "default",
+    startedAt: "2026-12-03T00:00:00.000Z",
+    durationSeconds: 1,
+    loadAverage: [0, 0, 0],
+    machine: { cpus: 2, cpuModel: "test", memoryGiB: 1, platform: "linux", release: "6", node: "v20", versions: {} },
+    fanout: {
+      params: { connections: 1000, rooms: 50, rates: [100, 1000, 3000], stepSeconds: 1, drainSeconds: 1 },
+      targets: [sio, chat],
+      ratios: [],
+      saturation: [
+        { target: "socketio", overSocketIo: 1, overCeiling: null },
+        { target: "chat", overSocketIo: 15_000 / sio.maxDeliveriesPerSec, overCeiling: null },
+      ],
+    },
+    failures: [],
+  } as unknown as RunResult;
+}
+
+const saturationCheck = (r: RunResult) =>
+  targetChecks(r).find((c) => c.target.startsWith("saturation")) as { measured: string; met: boolean };
+
+describe("the report's saturation check", () => {
+  test("a baseline that never saturated is a lower bound, and the ratio an upper bound", () => {
+    const r = run(false);
+    const check = saturationCheck(r);
+    expect(check.measured).toBe(
+      "15,000 ÷ ≥ 60,000 = ≤ 0.25× (Socket.IO did not saturate at the highest step offered)",
+    );
+    expect(check.met).toBe(false);
+    expect(markdown(r)).toContain("| socketio | ≥ 60,000 |");
+  });
+
+  test("a baseline that saturated gives a plain ratio", () => {
+    const r = run(true);
+    expect(saturationCheck(r).measured).toBe("15,000 ÷ 50,000 = 0.3×");
+    expect(saturationCheck(r).met).toBe(true);
+    expect(markdown(r)).toContain("| socketio | 50,000 |");
+  });
+});
