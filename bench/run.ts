@@ -53,7 +53,14 @@ export const PROFILES: Record<
   }
 > = {
   default: {
-    fanout: { connections: 1000, rooms: 50, rates: [100, 300, 1000, 3000], stepSeconds: 8, drainSeconds: 6 },
+    fanout: {
+      connections: 1000,
+      rooms: 50,
+      rates: [100, 300, 1000, 3000],
+      stepSeconds: 8,
+      drainSeconds: 6,
+      warmSeconds: 3,
+    },
     hotRoom: {
       connections: 1000,
       rooms: 1,
@@ -67,7 +74,14 @@ export const PROFILES: Record<
     hops: { samples: 300, throughputSeconds: 3, concurrency: 64 },
   },
   quick: {
-    fanout: { connections: 100, rooms: 5, rates: [100, 300, 1000], stepSeconds: 2, drainSeconds: 2 },
+    fanout: {
+      connections: 100,
+      rooms: 5,
+      rates: [100, 300, 1000],
+      stepSeconds: 2,
+      drainSeconds: 2,
+      warmSeconds: 1,
+    },
     hotRoom: { connections: 200, rooms: 1, rates: [20], stepSeconds: 4, drainSeconds: 5, latencyMs: 15 },
     persist: { messages: 10_000, rooms: 20, persisterTimeoutSeconds: 30, perRowSeconds: 4 },
     coldStart: { loads: 3, warmRuns: 5, budgetSeconds: 3, handlers: ["authorizer", "send-message", "ping"] },

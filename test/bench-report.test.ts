@@ -44,7 +44,15 @@ function run(socketioSaturates: boolean): RunResult {
     startedAt: "2026-12-03T00:00:00.000Z",
     durationSeconds: 1,
     loadAverage: [0, 0, 0],
-    machine: { cpus: 2, cpuModel: "test", memoryGiB: 1, platform: "linux", release: "6", node: "v20", versions: {} },
+    machine: {
+      cpus: 2,
+      cpuModel: "test",
+      memoryGiB: 1,
+      platform: "linux",
+      release: "6",
+      node: "v20",
+      versions: {},
+    },
     fanout: {
       params: { connections: 1000, rooms: 50, rates: [100, 1000, 3000], stepSeconds: 1, drainSeconds: 1 },
       targets: [sio, chat],

@@ -152,7 +152,7 @@ export function markdown(r: RunResult): string {
     out.push(
       "## Fan-out and latency",
       "",
-      `${f.params.connections} connections in ${f.params.rooms} rooms, ${f.params.stepSeconds} s per step; latency = client send → receipt at every member.`,
+      `${f.params.connections} connections in ${f.params.rooms} rooms, ${f.params.stepSeconds} s per step${f.params.warmSeconds ? ` after ${f.params.warmSeconds} s at the first rate to warm up (not measured)` : ""}; latency = client send → receipt at every member.`,
       "",
       "| target | msg/s offered | deliveries/s (offered) | p50 ms | p95 ms | p99 ms | max ms | ack p50 ms | drops | errors | p50 ÷ Socket.IO | p99 ÷ Socket.IO |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|",

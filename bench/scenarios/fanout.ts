@@ -21,6 +21,12 @@ export interface FanoutParams {
   stepSeconds: number;
   /** Longest wait for stragglers after a step's sending ends, in seconds. */
   drainSeconds: number;
+  /**
+   * Seconds of sending at the first rate before the first step, measured nowhere: each target's
+   * code is compiled and its caches are filled by then, so that the steps measure steady state (a
+   * cold start has a scenario of its own). Default 0.
+   */
+  warmSeconds?: number;
 }
 
 /** How to reach a target: the protocol its clients speak and where. */
@@ -264,6 +270,37 @@ export async function runFanout(
   }
   while (delivered < params.rooms * roomSize && now() < warmUntil) await sleep(50);
   progress(`${name}: warm-up delivered ${delivered} of ${params.rooms * roomSize}`);
+
+  /** Sends `rate` messages a second for `seconds`, round the rooms and their members; answers how many. */
+  const offer = async (rate: number, seconds: number, prefix: string, t0: number): Promise<number> => {
+    let sent = 0;
+    const goal = Math.round(rate * seconds);
+    // A tick sends what is due by now, so the offered rate holds even when timers run late.
+    while (sent < goal) {
+      const due = Math.min(goal, Math.floor(((now() - t0) / 1000) * rate));
+      for (; sent < due; sent++) {
+        const room = sent % params.rooms;
+        const member = Math.floor(sent / params.rooms) % roomSize;
+        const index = room * roomSize + member;
+        const key = `${run}-${prefix}-m${sent}`;
+        pending.set(key, { t: now(), members: roomSize, received: 0, first: 0, last: 0, sentAt: 0, ack: 0 });
+        clients[index]?.send(`${run}-r${room}`, key);
+      }
+      await sleep(5);
+    }
+    return sent;
+  };
+
+  const firstRate = params.rates[0];
+  if (params.warmSeconds && firstRate) {
+    delivered = 0;
+    const sent = await offer(firstRate, params.warmSeconds, "warm", now());
+    const drainUntil = now() + params.drainSeconds * 1000;
+    while (delivered < sent * roomSize && now() < drainUntil) await sleep(20);
+    progress(
+      `${name}: ${params.warmSeconds} s at ${firstRate} msg/s to warm up (not measured): delivered ${delivered} of ${sent * roomSize}`,
+    );
+  }
   errors = {};
 
   const steps: StepResult[] = [];
@@ -280,29 +317,7 @@ export async function runFanout(
       const cpuOf = measureCpu(processes);
       const t0 = now();
       const windowMs = params.stepSeconds * 1000;
-      let sent = 0;
-      const goal = Math.round(rate * params.stepSeconds);
-      // A tick sends what is due by now, so the offered rate holds even when timers run late.
-      while (sent < goal) {
-        const due = Math.min(goal, Math.floor(((now() - t0) / 1000) * rate));
-        for (; sent < due; sent++) {
-          const room = sent % params.rooms;
-          const member = Math.floor(sent / params.rooms) % roomSize;
-          const index = room * roomSize + member;
-          const key = `${run}-s${stepIndex}-m${sent}`;
-          pending.set(key, {
-            t: now(),
-            members: roomSize,
-            received: 0,
-            first: 0,
-            last: 0,
-            sentAt: 0,
-            ack: 0,
-          });
-          clients[index]?.send(`${run}-r${room}`, key);
-        }
-        await sleep(5);
-      }
+      const sent = await offer(rate, params.stepSeconds, `s${stepIndex}`, t0);
       const expected = sent * roomSize;
       const drainUntil = t0 + windowMs + params.drainSeconds * 1000;
       while ((delivered < expected || acked < sent) && now() < drainUntil) await sleep(20);
