@@ -78,6 +78,7 @@ describe("the report's saturation check", () => {
     );
     expect(check.met).toBe(false);
     expect(markdown(r)).toContain("| socketio | ≥ 60,000 |");
+    expect(markdown(r)).toContain("| chat | 15,000 | ≤ 0.25× |");
   });
 
   test("a baseline that saturated gives a plain ratio", () => {
@@ -85,5 +86,6 @@ describe("the report's saturation check", () => {
     expect(saturationCheck(r).measured).toBe("15,000 ÷ 50,000 = 0.3×");
     expect(saturationCheck(r).met).toBe(true);
     expect(markdown(r)).toContain("| socketio | 50,000 |");
+    expect(markdown(r)).toContain("| chat | 15,000 | 0.3× |");
   });
 });
