@@ -9,8 +9,10 @@
  * - Order: a room's entries are handed to the delivery in seq order, and each connection's frames go
  *   out in the order they were handed over (fanout-delivery.ts). A room's next message does not wait
  *   for its last one to reach every member.
- * - No double delivery: the cursor moves past what was read before any of it is delivered (fenced by
- *   the lease), and each entry is claimed as started before its frames go out. The watermark is the
+ * - No double delivery: each entry is claimed as started before its frames go out, only while this
+ *   worker holds the lease; the cursor is recorded past what was read as it is taken (fenced by the
+ *   lease too), and a batch whose cursor was not recorded is read again by the next owner, whose
+ *   claims skip what had started. The watermark is the
  *   newest entry with every entry up to it delivered: a new owner finishes the entries between the
  *   watermark and the cursor that had not started, and skips those that had (a gap their clients
  *   fill with getHistory). Entries up to the watermark are trimmed from the stream.
