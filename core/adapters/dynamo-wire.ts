@@ -10,13 +10,12 @@
  * Items go in and come out in DynamoDB's own attribute-value form (`{ S: "…" }`, `{ N: "1" }`);
  * util-dynamodb converts.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { config } from "../config";
 import { backoffMs, sleep } from "../retry";
 import { DYNAMO_ATTEMPT_TIMEOUT_MS, DYNAMO_MAX_ATTEMPTS } from "./dynamo";
-import { type SigningCredentials, SigV4Signer } from "./sigv4";
+import { SignedPoster } from "./signed-post";
+import type { SigningCredentials } from "./sigv4";
 
 export type WireOperation = "GetItem" | "PutItem" | "UpdateItem";
 
@@ -72,21 +71,15 @@ const THROTTLED_RETRY_BASE_MS = 500;
 const RETRY_CAP_MS = 20_000;
 
 export class DynamoWire {
-  private readonly signer: SigV4Signer;
-  private readonly agent: HttpAgent | HttpsAgent;
-  private readonly send: typeof httpRequest;
+  private readonly poster: SignedPoster;
   private readonly path: string;
   private readonly maxAttempts: number;
   private readonly attemptTimeoutMs: number;
   private observer: WireObserver | undefined;
 
   constructor(private readonly options: DynamoWireOptions) {
-    const secure = options.endpoint.protocol === "https:";
-    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 50 };
-    this.agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-    this.send = secure ? httpsRequest : httpRequest;
+    this.poster = new SignedPoster(options.endpoint, options.region, "dynamodb", options.maxSockets ?? 50);
     this.path = options.endpoint.pathname || "/";
-    this.signer = new SigV4Signer(options.region, "dynamodb");
     this.maxAttempts = options.maxAttempts ?? DYNAMO_MAX_ATTEMPTS;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? DYNAMO_ATTEMPT_TIMEOUT_MS;
   }
@@ -139,67 +132,43 @@ export class DynamoWire {
 
   /** Closes the kept-alive connections. */
   destroy(): void {
-    this.agent.destroy();
+    this.poster.destroy();
   }
 
   private async attempt(operation: WireOperation, body: Buffer): Promise<Record<string, unknown>> {
-    const { endpoint } = this.options;
-    const headers = this.signer.sign(await this.options.credentials(), {
-      host: endpoint.host,
+    const request = {
       path: this.path,
       body,
       contentType: "application/x-amz-json-1.0",
       target: `DynamoDB_20120810.${operation}`,
-    });
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = this.send(
-        {
-          host: endpoint.hostname,
-          port: endpoint.port || undefined,
-          method: "POST",
-          path: this.path,
-          headers,
-          agent: this.agent,
-        },
-        (res: IncomingMessage) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () => {
-            clearTimeout(timer);
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() });
-          });
-          res.on("error", fail);
-        },
-      );
-      const timer = setTimeout(() => {
-        req.destroy(
-          new DynamoWireError(
-            "TimeoutError",
-            `DynamoDB ${operation} did not answer within ${this.attemptTimeoutMs} ms`,
-            undefined,
-            true,
-          ),
-        );
-      }, this.attemptTimeoutMs);
-      function fail(cause: unknown): void {
-        clearTimeout(timer);
-        reject(
-          cause instanceof DynamoWireError
-            ? cause
-            : new DynamoWireError(
-                "NetworkError",
-                `DynamoDB ${operation}: the connection failed`,
-                undefined,
-                true,
-                {
-                  cause,
-                },
-              ),
-        );
-      }
-      req.on("error", fail);
-      req.end(body);
-    });
+    };
+    const timeouts = {
+      deadlineMs: this.attemptTimeoutMs,
+      timedOut: () =>
+        new DynamoWireError(
+          "TimeoutError",
+          `DynamoDB ${operation} did not answer within ${this.attemptTimeoutMs} ms`,
+          undefined,
+          true,
+        ),
+    };
+    const answer = await this.poster
+      .post(await this.options.credentials(), request, timeouts, true)
+      .catch((cause: unknown) => {
+        throw cause instanceof DynamoWireError
+          ? cause
+          : new DynamoWireError(
+              "NetworkError",
+              `DynamoDB ${operation}: the connection failed`,
+              undefined,
+              true,
+              {
+                cause,
+              },
+            );
+      });
+    const { status } = answer;
+    const text = answer.body?.toString() ?? "";
     if (status === 200) return JSON.parse(text) as Record<string, unknown>;
     throw errorOf(operation, status, text);
   }
