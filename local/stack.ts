@@ -13,6 +13,7 @@ import { createKafka, ensureTopics } from "../core/adapters/kafka";
 import { config } from "../core/config";
 import { createLogger } from "../core/logger";
 import { DEFAULT_NAMES } from "../core/names";
+import { waitAtMost } from "../core/retry";
 import { closeServices, overrideServices, serviceOverrides } from "../core/wiring/services";
 import { AUTHORIZER, ROUTES } from "../functions/routes";
 import { migrate } from "../prisma/migrate";
@@ -282,7 +283,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
           await stopWorkers(workers, opts.workerStopGraceMs);
           await running.close();
           // The in-process clients' goodbyes wait on the services (a dead broker never answers).
-          await Promise.race([closeServices(), sleep(3000)]);
+          await waitAtMost(closeServices(), 3000);
           overrideServices(priorOverrides);
           await dynamoMeter?.stop();
           // LOCAL_METER_FILE: where the meter's last reading goes (npm run soak and bench read it).

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Client } from "pg";
 import { signToken } from "../../core/auth";
+import { sleep, waitAtMost } from "../../core/retry";
 import { isolatedNames } from "../../local/isolation";
 import { type LocalServices, startLocalServices } from "../../local/services";
 import { repoRoot } from "../../local/services/process";
@@ -21,8 +22,6 @@ export interface FaultStack extends RunningStack {
   id: string;
   token(userId: string): Promise<string>;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** What a scenario did and counted; one row of the results table. */
 export interface ScenarioResult {
@@ -156,7 +155,7 @@ export async function startRig(settings: Record<string, string> = {}): Promise<R
     startGateway,
     async stop() {
       child?.kill("SIGTERM");
-      await Promise.race([exited, sleep(5000)]);
+      await waitAtMost(exited, 5000);
       child?.kill("SIGKILL");
       await stack.stop();
       await services.stop();

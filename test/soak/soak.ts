@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { Client } from "pg";
 import WebSocket from "ws";
 import { signToken } from "../../core/auth";
+import { sleep, waitAtMost } from "../../core/retry";
 import { formatMeter, formatProjection, loadPrices, projectMonthlyCost } from "../../local/gateway/cost";
 import type { MeterSnapshot } from "../../local/gateway/meter";
 import { isolatedNames } from "../../local/isolation";
@@ -38,7 +39,6 @@ const WARMUP_S = num("SOAK_WARMUP_SECONDS", 10);
 const GROWTH_FRACTION = 0.5;
 const GROWTH_MB = 100;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const say = (line: string) => process.stderr.write(`[soak] ${line}\n`);
 const pct = (xs: number[], q: number) => {
   if (xs.length === 0) return 0;
@@ -340,7 +340,7 @@ async function main(): Promise<void> {
     if (dev && dev.exitCode === null) {
       const exited = new Promise((r) => dev?.once("exit", r));
       dev.kill("SIGTERM");
-      await Promise.race([exited, sleep(20_000)]);
+      await waitAtMost(exited, 20_000);
       if (dev.exitCode === null) dev.kill("SIGKILL");
     }
     if (written && existsSync(meterFile)) {
