@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "pg";
 import { signToken } from "../core/auth";
+import { sleep } from "../core/retry";
 import { commandLine, processTree } from "../local/proc";
 import { type Frame, TestClient } from "./support/client";
 
@@ -35,8 +36,6 @@ function alive(pid: number): boolean {
     return false;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `npm run dev` on the test's data folder, with services of its own (none from the environment). */
 function dev() {

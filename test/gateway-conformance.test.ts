@@ -20,6 +20,7 @@ import {
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import WebSocket from "ws";
+import { sleep } from "../core/retry";
 import { type GatewayLogger, type GatewayOptions, type RunningGateway, startGateway } from "../local/gateway";
 import { createFixtures, type Fixtures } from "./gateway-fixtures";
 import { openClient, type RawClient, signedShape, upgradeStatus, withQuery } from "./support/raw-client";
@@ -27,7 +28,6 @@ import { openClient, type RawClient, signedShape, upgradeStatus, withQuery } fro
 const STAGE = "dev";
 const ID_PATTERN = /^[A-Za-z0-9+/]{15}=$/;
 const REQUEST_TIME = /^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What the shared checks need of an implementation. */
 interface Target {

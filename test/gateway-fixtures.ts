@@ -3,6 +3,8 @@
  * answer in ways that exercise each behaviour of API Gateway (echo, throw, non-2xx, plain string,
  * no body, slow), plus a REQUEST authorizer that decides by token.
  */
+
+import { sleep } from "../core/retry";
 import type { LambdaHandler } from "../local/gateway";
 import { signedShape } from "./support/raw-client";
 
@@ -25,8 +27,6 @@ export interface Fixtures {
   /** Resolves with the first recorded event matching `predicate` (waits for it). */
   waitFor(predicate: (r: Recorded) => boolean, timeoutMs?: number): Promise<Recorded>;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Reads the token as the app does: `?token=` or `Authorization: Bearer`, whatever the header's case. */
 // biome-ignore lint/suspicious/noExplicitAny: events are AWS's untyped JSON

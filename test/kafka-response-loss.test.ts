@@ -18,6 +18,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { createKafka, KafkaEventLog } from "../core/adapters/kafka";
 import { loadConfig } from "../core/config";
 import { DependencyError, isRetriable } from "../core/errors";
+import { sleep } from "../core/retry";
 import type { ChatMessage } from "../core/schemas";
 import type { WebSocketEvent } from "../functions/event";
 import { route } from "../functions/handler";
@@ -147,8 +148,6 @@ function settleWithin(promise: Promise<unknown>, ms: number): Promise<Outcome> {
     );
   });
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The log under test and the messages whose append resolved. */
 function appender(log: KafkaEventLog) {

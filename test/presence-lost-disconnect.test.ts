@@ -5,6 +5,8 @@
  * nor flap: a connection gone without `$disconnect` is found by asking API Gateway once it has been
  * idle that long, and a client that comes back within the grace shows no `offline`.
  */
+
+import { sleep } from "../core/retry";
 import type { Frame, TestClient } from "./support/client";
 import { stackPerFile } from "./support/stack";
 
@@ -19,8 +21,6 @@ const { connect, room } = stackPerFile({
   maxLifetimeMs: LIFETIME_MS,
   settings: { GATEWAY_DISCONNECT_DROP: "1", PRESENCE_GRACE_SECONDS: String(GRACE_SECONDS) },
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Keeps a client from idling, as a client's periodic ping does. */
 function keepAlive(client: TestClient): () => void {

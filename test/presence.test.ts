@@ -5,6 +5,8 @@
  * when late, and access. The room's fan-out stream carries presence and typing in order with its
  * messages, so a message sent after an action proves what that action did or did not announce.
  */
+
+import { sleep } from "../core/retry";
 import type { Frame, TestClient } from "./support/client";
 import { stackPerFile } from "./support/stack";
 
@@ -15,7 +17,6 @@ const { stack, connect, room } = stackPerFile({
   persisters: 0,
   settings: { PRESENCE_GRACE_SECONDS: String(GRACE_SECONDS) },
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let marks = 0;
 
 /** Sends a message and waits until `watcher` has it: every notice put on the stream before it has arrived. */

@@ -4,6 +4,8 @@
  * order), also in a reconnect storm while others keep sending, and is refused the rooms it may not
  * enter.
  */
+
+import { sleep } from "../core/retry";
 import type { Frame, TestClient } from "./support/client";
 import { stackPerFile } from "./support/stack";
 
@@ -21,8 +23,6 @@ async function connect(userId: string): Promise<TestClient> {
     }
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The seqs of a room a connection received, live and in history frames, in arrival order. */
 function seqsOf(client: TestClient, roomId: string): number[] {

@@ -5,6 +5,8 @@
  * guessing a private room's id, a removed member still connected, a third user at a direct room,
  * one user's many connections against the rate limit, and a flood of joins to random rooms.
  */
+
+import { sleep } from "../core/retry";
 import { type Frame, refusedStatus, TestClient } from "./support/client";
 import { startTestStack, type TestStack } from "./support/stack";
 
@@ -43,7 +45,6 @@ async function connect(userId: string): Promise<TestClient> {
 }
 
 const room = (name: string) => `${stack.id}-${name}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function error(code: string, action: string): Frame {
   return expect.objectContaining({ type: "error", code, action });

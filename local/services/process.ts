@@ -7,11 +7,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, statSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { sleep } from "../../core/retry";
 import { ServiceStartError } from "./errors";
-
-/** The repository's root (this file is local/services/process.ts). */
 import type { RunningService } from "./types";
 
+/** The repository's root (this file is local/services/process.ts). */
 export const repoRoot = resolve(__dirname, "..", "..");
 
 /** Asks the OS for a port that is free on 127.0.0.1 right now. */
@@ -80,7 +80,7 @@ export function tail(file: string, lines = 15): string {
 }
 
 /** Resolves after `ms` milliseconds. */
-export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+export { sleep };
 
 /** How to run one service process. */
 export interface ProcessSpec {

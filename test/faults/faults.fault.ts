@@ -14,9 +14,9 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { sleep } from "../../core/retry";
 import { type Rig, type ScenarioResult, startRig, Traffic, timeToNormal, verify } from "./harness";
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** How long a killed part stays dead before it is started again. */
 const DOWN_MS = Number(process.env.FAULT_DOWN_MS ?? 3000);
 
