@@ -13,7 +13,7 @@ import { createKafka, ensureTopics } from "../core/adapters/kafka";
 import { config } from "../core/config";
 import { createLogger } from "../core/logger";
 import { DEFAULT_NAMES } from "../core/names";
-import { waitAtMost } from "../core/retry";
+import { sleep, waitAtMost } from "../core/retry";
 import { closeServices, overrideServices, serviceOverrides } from "../core/wiring/services";
 import { AUTHORIZER, ROUTES } from "../functions/routes";
 import { migrate } from "../prisma/migrate";
@@ -34,7 +34,7 @@ import {
 } from "./gateway/dynamodb-meter";
 import { localJwtSecret } from "./secret";
 import { type LocalServices, startLocalServices } from "./services";
-import { freePort, killAllServices, sleep } from "./services/process";
+import { freePort, killAllServices } from "./services/process";
 import { type Supervisor, supervise } from "./supervisor";
 
 export const ROOT = join(__dirname, "..");

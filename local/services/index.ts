@@ -15,12 +15,13 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join, sep } from "node:path";
+import { sleep } from "../../core/retry";
 import { supervise } from "../supervisor";
 import { startDynamo } from "./dynamodb";
 import { ServiceStartError } from "./errors";
 import { startKafka } from "./kafka";
 import { startPostgres } from "./postgres";
-import { absolute, freePort, portFree, repoRoot, sleep } from "./process";
+import { absolute, freePort, portFree, repoRoot } from "./process";
 import { startRedis } from "./redis";
 import type { RunningService } from "./types";
 

@@ -79,9 +79,6 @@ export function tail(file: string, lines = 15): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
-/** Resolves after `ms` milliseconds. */
-export { sleep };
-
 /** How to run one service process. */
 export interface ProcessSpec {
   /** For messages: "Redis", "Kafka", "PostgreSQL". */
