@@ -12,10 +12,10 @@
  * - No double delivery: each entry is claimed as started before its frames go out, only while this
  *   worker holds the lease; the cursor is recorded past what was read as it is taken (fenced by the
  *   lease too), and a batch whose cursor was not recorded is read again by the next owner, whose
- *   claims skip what had started. The watermark is the
- *   newest entry with every entry up to it delivered: a new owner finishes the entries between the
- *   watermark and the cursor that had not started, and skips those that had (a gap their clients
- *   fill with getHistory). Entries up to the watermark are trimmed from the stream.
+ *   claims skip what had started. The watermark is the newest entry with every entry up to it
+ *   delivered: a new owner finishes the entries between the watermark and the cursor that had not
+ *   started, and skips those that had (a gap their clients fill with getHistory). Entries up to the
+ *   watermark are trimmed from the stream.
  * - Loss is counted, never silent: entries trimmed from the stream before any owner read them
  *   (fanout-leases.ts) are reported through `onTrimmed`.
  */

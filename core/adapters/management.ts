@@ -47,9 +47,10 @@ export function createManagementClient(
 
 /**
  * PostToConnection is the fan-out's hot path: it goes out as one SigV4-signed, kept-alive HTTP
- * request ({@link SignedPoster}), with the credentials the SDK client resolves (and refreshes). The SDK's own send runs its whole middleware stack on every call, and on this path
- * the CPU per post bounds how many posts a worker sends a second (`npm run bench` measures the SDK,
- * this client signed and unsigned side by side).
+ * request ({@link SignedPoster}), with the credentials the SDK client resolves (and refreshes). The
+ * SDK's own send runs its whole middleware stack on every call, and on this path the CPU per post
+ * bounds how many posts a worker sends a second (`npm run bench` measures the SDK, this client
+ * signed and unsigned side by side).
  */
 export class ManagementApiGateway implements ConnectionGateway {
   private readonly poster: SignedPoster;
