@@ -15,6 +15,7 @@ import { Redis } from "ioredis";
 import WebSocket from "ws";
 import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dynamo";
 import { createManagementClient, ManagementApiGateway } from "../core/adapters/management";
+import { poolTransport } from "../core/adapters/pool-transport";
 import { RedisMessageBus, redisOptions } from "../core/adapters/redis";
 import { config } from "../core/config";
 import { createLogger } from "../core/logger";
@@ -99,7 +100,11 @@ async function startWorker(options: Partial<FanoutOptions> = {}) {
         return reader;
       },
       store: new DynamoConnectionStore(createDynamoClient()),
-      gateway: new ManagementApiGateway(createManagementClient(proxyUrl, 16), proxyUrl, 16),
+      gateway: new ManagementApiGateway(createManagementClient(proxyUrl, 16), {
+        endpoint: proxyUrl,
+        maxSockets: 16,
+        transport: poolTransport,
+      }),
       bus: new RedisMessageBus(redis),
       logger: createLogger("fanout-test"),
       metric: (name, value) => metrics.push({ name, value }),
@@ -174,11 +179,10 @@ test("MANAGEMENT_LATENCY_MS: every @connections call is served after the simulat
   expect(limitsFromEnv({}).managementLatencyMs).toBe(0);
   expect(limitsFromEnv({ MANAGEMENT_LATENCY_MS: "15" }).managementLatencyMs).toBe(15);
   expect(() => limitsFromEnv({ MANAGEMENT_LATENCY_MS: "-1" })).toThrow(GatewaySettingError);
-  const direct = new ManagementApiGateway(
-    createManagementClient(stack.managementEndpoint, 2),
-    stack.managementEndpoint,
-    2,
-  );
+  const direct = new ManagementApiGateway(createManagementClient(stack.managementEndpoint, 2), {
+    endpoint: stack.managementEndpoint,
+    maxSockets: 2,
+  });
   const t = performance.now();
   expect(await direct.post("NoSuchConnection0=", "{}")).toBe("gone");
   expect(performance.now() - t).toBeGreaterThanOrEqual(39);

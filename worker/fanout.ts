@@ -22,6 +22,7 @@ import { ManagementConnectionProbe } from "../core/adapters/connection-probe";
 import { createDynamoClient, DynamoConnectionStore } from "../core/adapters/dynamo";
 import { createKafka, KafkaEventLog } from "../core/adapters/kafka";
 import { createManagementClient, ManagementApiGateway } from "../core/adapters/management";
+import { poolTransport } from "../core/adapters/pool-transport";
 import { RedisPresence } from "../core/adapters/presence";
 import { RedisMessageBus, redisOptions } from "../core/adapters/redis";
 import { disconnect } from "../core/chat";
@@ -324,7 +325,7 @@ async function main(): Promise<void> {
       redis,
       newReader: () => redis.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null }),
       store,
-      gateway: new ManagementApiGateway(createManagementClient()),
+      gateway: new ManagementApiGateway(createManagementClient(), { transport: poolTransport }),
       bus,
       log: kafkaLog,
       presence,

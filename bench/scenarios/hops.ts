@@ -5,13 +5,17 @@
  * publish script, the Kafka append (acks all), a gateway round trip
  * (frame in, handler, route response out), and PostToConnection through the real SDK client and
  * through a plain kept-alive HTTP client, one at a time and at the worker's concurrency.
+ *
+ * The plain client is the cheapest measured on this path: undici's pool driven through its
+ * dispatcher, with nothing of ours (no signing, no retries), the client the fan-out's own is built on.
  */
 import { randomBytes } from "node:crypto";
-import { Agent, createServer, request } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { Redis } from "ioredis";
+import { Pool } from "undici";
 import WebSocket, { WebSocketServer } from "ws";
 import {
   createDynamoClient,
@@ -22,6 +26,7 @@ import {
 import { DynamoWire } from "../../core/adapters/dynamo-wire";
 import { createKafka, ensureTopics, KafkaEventLog } from "../../core/adapters/kafka";
 import { createManagementClient, ManagementApiGateway } from "../../core/adapters/management";
+import { poolTransport } from "../../core/adapters/pool-transport";
 import { RedisMessageBus, redisOptions } from "../../core/adapters/redis";
 import { startGateway } from "../../local/gateway";
 import { isolatedNames } from "../../local/isolation";
@@ -30,6 +35,57 @@ import { progress } from "../lib/progress";
 import { ratio, round, Samples, type Summary } from "../lib/stats";
 
 /** How many calls each hop is timed over, and how long the throughput runs last. */
+
+/** The hops measured, by name. */
+export const HOP = {
+  membership: "DynamoDB GetItem (membership)",
+  admit: "Redis admit script",
+  seqAndRecord: "DynamoDB seq and send record",
+  publish: "Redis publish script",
+  kafka: "Kafka append (acks all)",
+  gateway: "Gateway round trip (frame → handler → response)",
+  sdkPost: "PostToConnection, AWS SDK client",
+  signedPost: "PostToConnection, signed keep-alive HTTP (the fan-out's client)",
+  plainPost: "PostToConnection, plain keep-alive HTTP",
+} as const;
+
+/**
+ * The hops a message passes, one after another, before a member receives it: the gateway (in, and
+ * out to the member), the admit script, the seq and send record, the publish script, one POST.
+ */
+export const DELIVERY_HOPS: readonly string[] = [
+  HOP.gateway,
+  HOP.admit,
+  HOP.seqAndRecord,
+  HOP.publish,
+  HOP.signedPost,
+];
+
+/** A bare kept-alive POST client: undici's pool through its dispatcher, answering status and body. */
+function bareClient(origin: string, connections: number) {
+  const pool = new Pool(origin, { connections, pipelining: 1 });
+  const post = (path: string, headers: Record<string, string>, body: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      let status = 0;
+      const chunks: Buffer[] = [];
+      pool.dispatch(
+        { method: "POST", path, headers, body },
+        {
+          onRequestStart: () => undefined,
+          onResponseStart: (_c, statusCode) => {
+            status = statusCode;
+          },
+          onResponseData: (_c, chunk) => {
+            chunks.push(chunk);
+          },
+          onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
+          onResponseError: (_c, error) => reject(error),
+        },
+      );
+    });
+  return { post, close: () => pool.destroy() };
+}
+
 export interface HopsParams {
   samples: number;
   throughputSeconds: number;
@@ -94,17 +150,24 @@ async function time(n: number, work: (i: number) => Promise<unknown>): Promise<S
 }
 
 async function throughput(seconds: number, concurrency: number, post: () => Promise<unknown>) {
-  const until = performance.now() + seconds * 1000;
+  const run = async (ms: number) => {
+    const until = performance.now() + ms;
+    let done = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < until) {
+          await post();
+          done++;
+        }
+      }),
+    );
+    return done;
+  };
+  // A second unmeasured first (or the step, if shorter), as for the deliveries below: no client pays for compiling code that
+  // the one before it had already warmed.
+  await run(Math.min(1000, seconds * 1000));
   const cpu = process.cpuUsage();
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < until) {
-        await post();
-        done++;
-      }
-    }),
-  );
+  const done = await run(seconds * 1000);
   const used = process.cpuUsage(cpu);
   return {
     postsPerSec: round(done / seconds, 0),
@@ -128,7 +191,7 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
   const roomId = `${id}-room`;
   await store.joinRoom("c1", roomId, "u1", Math.floor(Date.now() / 1000) + 3600);
   hops.push({
-    hop: "DynamoDB GetItem (membership)",
+    hop: HOP.membership,
     latencyMs: await time(n, () => store.isMember("c1", roomId)),
   });
 
@@ -149,13 +212,13 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
   });
   const rate = { scope: "connection" as const, perSecond: 1e6, burst: 1e6 };
   hops.push({
-    hop: "Redis admit script",
+    hop: HOP.admit,
     latencyMs: await time(n, (i) => bus.admit({ userId: "u1", connectionId: "c1" }, `c${i + 1}`, rate)),
   });
   const wire = DynamoWire.from(dynamo);
   const ledger = new DynamoSendLedger(wire, isolatedNames(id).TABLE_NAME);
   hops.push({
-    hop: "DynamoDB seq and send record",
+    hop: HOP.seqAndRecord,
     latencyMs: await time(n, async (i) => {
       const seq = await ledger.nextSeq(roomId, async () => 0);
       await ledger.recordSend({ ...draft(i), seq, textDigest: "x" });
@@ -163,14 +226,14 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
   });
   wire.destroy();
   hops.push({
-    hop: "Redis publish script",
+    hop: HOP.publish,
     latencyMs: await time(n, (i) => bus.publish({ ...draft(i), seq: i + 1 }, "x")),
   });
 
   await ensureTopics(createKafka());
   const log = new KafkaEventLog(createKafka());
   hops.push({
-    hop: "Kafka append (acks all)",
+    hop: HOP.kafka,
     latencyMs: await time(n, (i) => log.append([{ ...draft(i + n), seq: i + 2 }])),
   });
   await log.disconnect();
@@ -205,7 +268,7 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     if (data.toString().includes('"pong"')) pong?.();
   });
   hops.push({
-    hop: "Gateway round trip (frame → handler → response)",
+    hop: HOP.gateway,
     latencyMs: await time(
       n,
       () =>
@@ -220,9 +283,13 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
   const client = createManagementClient(gateway.managementEndpoint, params.concurrency);
   const sdk = (id: string, body: string) =>
     client.send(new PostToConnectionCommand({ ConnectionId: id, Data: body }));
-  const signed = new ManagementApiGateway(client, gateway.managementEndpoint, params.concurrency);
-  const agent = new Agent({ keepAlive: true, maxSockets: params.concurrency });
-  const { hostname, port, pathname } = new URL(gateway.managementEndpoint);
+  const signed = new ManagementApiGateway(client, {
+    endpoint: gateway.managementEndpoint,
+    maxSockets: params.concurrency,
+    transport: poolTransport,
+  });
+  const management = new URL(gateway.managementEndpoint);
+  const bareManagement = bareClient(management.origin, params.concurrency);
   const data = JSON.stringify({ type: "message", roomId, text: "x".repeat(100) });
   // Unsigned but shaped like a signature: the emulator refuses a request without one, as AWS does,
   // and checks only the shape, so this is the floor without the signing work.
@@ -234,36 +301,23 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     "x-amz-date": amzDate,
     authorization: `AWS4-HMAC-SHA256 Credential=local/${amzDate.slice(0, 8)}/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`,
   };
-  const plain = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = request(
-        {
-          agent,
-          hostname,
-          port,
-          method: "POST",
-          path: `${pathname}/@connections/${encodeURIComponent(connectionId)}`,
-          headers: shaped,
-        },
-        (res) => {
-          res.resume();
-          res.once("end", () =>
-            res.statusCode === 200 ? resolve() : reject(new Error(`POST answered ${res.statusCode}`)),
-          );
-        },
-      );
-      req.once("error", reject);
-      req.end(data);
-    });
+  const plain = async () => {
+    const { status } = await bareManagement.post(
+      `${management.pathname}/@connections/${encodeURIComponent(connectionId)}`,
+      shaped,
+      data,
+    );
+    if (status !== 200) throw new Error(`POST answered ${status}`);
+  };
   hops.push({
-    hop: "PostToConnection, AWS SDK client",
+    hop: HOP.sdkPost,
     latencyMs: await time(n, () => sdk(connectionId, data)),
   });
   hops.push({
-    hop: "PostToConnection, signed keep-alive HTTP (the fan-out's client)",
+    hop: HOP.signedPost,
     latencyMs: await time(n, () => signed.post(connectionId, data)),
   });
-  hops.push({ hop: "PostToConnection, plain keep-alive HTTP", latencyMs: await time(n, plain) });
+  hops.push({ hop: HOP.plainPost, latencyMs: await time(n, plain) });
   const posts: PostThroughput[] = [
     {
       client: "AWS SDK client",
@@ -284,7 +338,7 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     `hops: PostToConnection ${posts.map((p) => `${p.client} ${p.postsPerSec}/s, ${p.cpuMsPerPost} ms CPU each`).join("; ")}`,
   );
   ws.terminate();
-  agent.destroy();
+  await bareManagement.close();
   await gateway.close();
   if (received === 0) throw new Error("the hops client received nothing: the gateway did not deliver");
   const deliveries = await deliveryCosts(params);
@@ -324,21 +378,30 @@ async function receivers(urls: string[]): Promise<{ count: () => number; close: 
 async function measureDeliveries(
   seconds: number,
   received: () => number,
+  /** Posts until `stop()`; answers how many posts it made. */
   offer: (stop: () => boolean) => Promise<{ posts: number }>,
 ): Promise<Omit<DeliveryCost, "path" | "overFloor">> {
+  // What was posted has arrived (or is given up on after 5 s).
+  const settled = async () => {
+    const deadline = performance.now() + 5000;
+    let last = -1;
+    while (received() !== last && performance.now() < deadline) {
+      last = received();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  // Each path first runs unmeasured for a second (or the step, if shorter), so that no row pays for compiling code that a
+  // row before it had already warmed.
+  const warmUntil = performance.now() + Math.min(1000, seconds * 1000);
+  await offer(() => performance.now() >= warmUntil);
+  await settled();
   const cpu = process.cpuUsage();
   const start = received();
   const t0 = performance.now();
   const until = t0 + seconds * 1000;
   const { posts } = await offer(() => performance.now() >= until);
-  const deadline = performance.now() + 5000;
+  await settled();
   const got = () => received() - start;
-  // What was posted has arrived (or is given up on after 5 s).
-  let last = -1;
-  while (got() !== last && performance.now() < deadline) {
-    last = got();
-    await new Promise((r) => setTimeout(r, 50));
-  }
   const used = process.cpuUsage(cpu);
   const frames = got();
   const elapsed = (performance.now() - t0) / 1000;
@@ -350,7 +413,7 @@ async function measureDeliveries(
 }
 
 /**
- * The floor (a bare node:http keep-alive POST whose server writes the body to a WebSocket as one
+ * The floor (a bare keep-alive POST, the plain client above, whose server writes the body to a WebSocket as one
  * frame) against the fan-out's own path (its delivery and signed client, the emulator's
  * `@connections`, the same WebSocket clients), v1 clients and `batch=1` clients, at the worker's
  * concurrency, over 64 connections receiving the same messages.
@@ -379,19 +442,8 @@ async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
   const floorClients = await receivers(
     Array.from({ length: CONNECTIONS }, () => `ws://127.0.0.1:${bareAddress.port}/`),
   );
-  const bareAgent = new Agent({ keepAlive: true, maxSockets: params.concurrency });
-  const barePost = (id: number) =>
-    new Promise<void>((resolve, reject) => {
-      const req = request(
-        { agent: bareAgent, host: "127.0.0.1", port: bareAddress.port, method: "POST", path: `/${id}` },
-        (res) => {
-          res.resume();
-          res.once("end", () => resolve());
-        },
-      );
-      req.once("error", reject);
-      req.end(data);
-    });
+  const bareFloor = bareClient(`http://127.0.0.1:${bareAddress.port}`, params.concurrency);
+  const barePost = (id: number) => bareFloor.post(`/${id}`, {}, data);
   const floor = await measureDeliveries(params.throughputSeconds, floorClients.count, async (stop) => {
     let posts = 0;
     let next = 0;
@@ -407,7 +459,7 @@ async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
   });
   results.push({ path: "floor: bare keep-alive POST → its WebSocket send", ...floor, overFloor: 1 });
   floorClients.close();
-  bareAgent.destroy();
+  await bareFloor.close();
   wss.close();
   await new Promise<void>((r) => bare.close(() => r()));
   bare.closeAllConnections();
@@ -431,8 +483,7 @@ async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
     const clients = await receivers(Array.from({ length: CONNECTIONS }, () => emulator.url));
     const gatewayClient = new ManagementApiGateway(
       createManagementClient(emulator.managementEndpoint, params.concurrency),
-      emulator.managementEndpoint,
-      params.concurrency,
+      { endpoint: emulator.managementEndpoint, maxSockets: params.concurrency, transport: poolTransport },
     );
     const delivery = new Delivery(
       gatewayClient,
@@ -441,6 +492,7 @@ async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
     );
     const members = ids.map((connectionId) => ({ connectionId, joinedSeq: 0, batch }));
     const cost = await measureDeliveries(params.throughputSeconds, clients.count, async (stop) => {
+      const before = delivery.stats.posts;
       // A room's messages as the worker hands them over: a few in flight at once.
       const inFlight = new Set<Promise<void>>();
       while (!stop()) {
@@ -450,7 +502,7 @@ async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
         if (inFlight.size >= 4) await Promise.race(inFlight);
       }
       await Promise.all(inFlight);
-      return { posts: delivery.stats.posts };
+      return { posts: delivery.stats.posts - before };
     });
     results.push({
       path: `fan-out delivery → emulator → WebSocket, ${batch ? "batch=1 clients" : "v1 clients (one frame a POST)"}`,
@@ -466,7 +518,7 @@ async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
 /**
  * A membership GetItem at 16 in flight, through the connection store's adapter (the AWS SDK's
  * document client), through the send ledger's client (signed keep-alive requests, DynamoWire), and
- * as the same JSON request on a kept-alive node:http client: what the SDK adds to each DynamoDB call
+ * as the same JSON request on the plain kept-alive client: what the SDK adds to each DynamoDB call
  * and what the ledger's client keeps of that. dynalite checks that a signature is there, not what
  * it is, so the bare request sends a fixed one.
  */
@@ -477,43 +529,27 @@ async function dynamoCallCosts(
   params: HopsParams,
 ): Promise<DynamoCallCost[]> {
   const endpoint = new URL(process.env.DYNAMODB_ENDPOINT ?? "");
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const bareDynamo = bareClient(endpoint.origin, 16);
   const body = JSON.stringify({
     TableName: table,
     Key: { pk: { S: `ROOM#${roomId}` }, sk: { S: "CONN#c1" } },
     ConsistentRead: true,
   });
-  const bare = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = request(
-        {
-          host: endpoint.hostname,
-          port: endpoint.port,
-          method: "POST",
-          path: "/",
-          agent,
-          headers: {
-            "content-type": "application/x-amz-json-1.0",
-            "x-amz-target": "DynamoDB_20120810.GetItem",
-            "x-amz-date": "20260101T000000Z",
-            authorization:
-              "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0",
-            "content-length": Buffer.byteLength(body),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString();
-            if (res.statusCode === 200 && text.includes('"Item"')) resolve();
-            else reject(new Error(`bare GetItem answered ${res.statusCode}: ${text.slice(0, 200)}`));
-          });
-        },
-      );
-      req.on("error", reject);
-      req.end(body);
-    });
+  const bare = async () => {
+    const answer = await bareDynamo.post(
+      "/",
+      {
+        "content-type": "application/x-amz-json-1.0",
+        "x-amz-target": "DynamoDB_20120810.GetItem",
+        "x-amz-date": "20260101T000000Z",
+        authorization:
+          "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0",
+      },
+      body,
+    );
+    if (answer.status !== 200 || !answer.body.includes('"Item"'))
+      throw new Error(`bare GetItem answered ${answer.status}: ${answer.body.slice(0, 200)}`);
+  };
   const viaSdk = async () => {
     if (!(await store.isMember("c1", roomId))) throw new Error("the SDK GetItem did not find the membership");
   };
@@ -535,7 +571,7 @@ async function dynamoCallCosts(
     const t = await throughput(params.throughputSeconds, concurrency, call);
     rows.push({ client, callsPerSec: t.postsPerSec, cpuMsPerCall: t.cpuMsPerPost });
   }
-  agent.destroy();
+  await bareDynamo.close();
   wire.destroy();
   return rows;
 }

@@ -10,7 +10,7 @@ import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { config } from "../config";
 import { DependencyError } from "../errors";
 import type { ConnectionGateway } from "../ports";
-import { type PostTimeouts, SignedPoster } from "./signed-post";
+import { httpTransport, type PostTimeouts, SignedPoster, type TransportFactory } from "./signed-post";
 
 /** A post whose connection stays silent this long fails (and counts toward the frame's attempts). */
 const POST_TIMEOUTS: PostTimeouts = {
@@ -58,12 +58,22 @@ export class ManagementApiGateway implements ConnectionGateway {
 
   constructor(
     private readonly client: ApiGatewayManagementApiClient,
-    endpoint: string = config.management().endpoint,
-    maxSockets: number = config.fanout().concurrency,
+    options: {
+      endpoint?: string;
+      maxSockets?: number;
+      /** node:http's agent unless told otherwise; the fan-out worker's is undici's pool. */
+      transport?: TransportFactory;
+    } = {},
   ) {
-    const url = new URL(endpoint.replace(/\/+$/, ""));
+    const url = new URL((options.endpoint ?? config.management().endpoint).replace(/\/+$/, ""));
     this.base = `${url.pathname}/@connections/`;
-    this.poster = new SignedPoster(url, config.aws().region, "execute-api", maxSockets);
+    this.poster = new SignedPoster(
+      url,
+      config.aws().region,
+      "execute-api",
+      options.maxSockets ?? config.fanout().concurrency,
+      options.transport ?? httpTransport,
+    );
   }
 
   async post(connectionId: string, data: string): Promise<"ok" | "gone"> {

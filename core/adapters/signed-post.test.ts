@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { SignedPoster } from "./signed-post";
+import { poolTransport } from "./pool-transport";
+import { httpTransport, SignedPoster, type TransportFactory } from "./signed-post";
 
 const credentials = { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" };
 
@@ -25,7 +26,10 @@ async function serve(answer: (req: IncomingMessage, res: ServerResponse, body: s
   return { server, url: new URL(`http://127.0.0.1:${port}/dev`), seen };
 }
 
-describe("SignedPoster", () => {
+describe.each<[string, TransportFactory]>([
+  ["node:http", httpTransport],
+  ["undici's pool", poolTransport],
+])("SignedPoster over %s", (_name, transport) => {
   const servers: Server[] = [];
   const posters: SignedPoster[] = [];
   afterEach(async () => {
@@ -38,7 +42,7 @@ describe("SignedPoster", () => {
   const start = async (answer: Parameters<typeof serve>[0]) => {
     const s = await serve(answer);
     servers.push(s.server);
-    const poster = new SignedPoster(s.url, "eu-west-1", "dynamodb", 4);
+    const poster = new SignedPoster(s.url, "eu-west-1", "dynamodb", 4, transport);
     posters.push(poster);
     return { ...s, poster };
   };
@@ -90,6 +94,22 @@ describe("SignedPoster", () => {
     const request = { path: "/dev/x", body: Buffer.from("{}"), contentType: "application/json" };
     await expect(poster.post(credentials, request, { timedOut: never }, false)).rejects.toMatchObject({
       code: "ECONNREFUSED",
+    });
+  });
+
+  test("a connection cut before the answer fails the post, and the next post is answered", async () => {
+    let first = true;
+    const { poster } = await start((req, res) => {
+      if (first) {
+        first = false;
+        req.socket.destroy();
+      } else res.writeHead(200).end();
+    });
+    const request = { path: "/dev/x", body: Buffer.from("{}"), contentType: "application/json" };
+    await expect(poster.post(credentials, request, { timedOut: never }, false)).rejects.toThrow();
+    await expect(poster.post(credentials, request, { timedOut: never }, false)).resolves.toEqual({
+      status: 200,
+      body: undefined,
     });
   });
 });

@@ -11,5 +11,8 @@ const SOCKETS = 4;
 
 export const connectionGateway = service<ConnectionGateway>(async () => {
   const endpoint = config.management().endpoint;
-  return new ManagementApiGateway(createManagementClient(endpoint, SOCKETS), endpoint, SOCKETS);
+  return new ManagementApiGateway(createManagementClient(endpoint, SOCKETS), {
+    endpoint,
+    maxSockets: SOCKETS,
+  });
 });
