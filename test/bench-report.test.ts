@@ -1,11 +1,14 @@
 /**
  * The benchmark report's saturation check: a baseline that delivered everything offered at its
  * highest step never saturated, so its figure is a lower bound and the ratio against it an upper
- * bound, and the report says so instead of printing a ratio it did not measure.
+ * bound, and the report says so instead of printing a ratio it did not measure. And what the same
+ * run's floors say of a target: the cores' ceiling at the floor row's CPU per delivery, and the
+ * delivery path's hops added up.
  */
 import { markdown, targetChecks } from "../bench/lib/report";
 import type { RunResult } from "../bench/run";
 import type { StepResult, TargetResult } from "../bench/scenarios/fanout";
+import { DELIVERY_HOPS, type HopsParams, type HopsResult } from "../bench/scenarios/hops";
 
 function step(offered: number, delivered: number, saturated: boolean): StepResult {
   return {
@@ -99,5 +102,44 @@ describe("the report's saturation check", () => {
     expect(saturationCheck(r).met).toBe(true);
     expect(markdown(r)).toContain("| socketio | 50,000 |");
     expect(markdown(r)).toContain("| chat | 15,000 | 0.3× |");
+  });
+});
+
+describe("what the same run's floors say of a target", () => {
+  const hops = (postUs: number, hopMs: number): HopsResult & { params: HopsParams } => ({
+    params: { samples: 1, throughputSeconds: 1, concurrency: 64 },
+    hops: DELIVERY_HOPS.map((hop) => ({
+      hop,
+      latencyMs: { n: 1, p50: hopMs, p95: hopMs, p99: hopMs, max: hopMs, mean: hopMs },
+    })),
+    posts: [],
+    deliveries: [
+      { path: "floor", deliveriesPerSec: 1, framesPerPost: 1, cpuUsPerDelivery: postUs, overFloor: 1 },
+    ],
+  });
+
+  test("saturation: the floor row's CPU per delivery caps the machine's cores", () => {
+    const r = { ...run(true), hops: hops(100, 0.2) };
+    // 2 cores ÷ 100 µs a delivery = 20,000 deliveries/s, 0.4× Socket.IO's 50,000.
+    expect(saturationCheck(r).measured).toBe(
+      "15,000 ÷ 50,000 = 0.3×; one POST a delivery and nothing else (the floor row, 100 µs of CPU) fills this machine's 2 cores at 20,000 deliveries/s, 0.4× Socket.IO's",
+    );
+    // Over a baseline that never saturated, that ratio too is an upper bound.
+    expect(saturationCheck({ ...run(false), hops: hops(400, 0.2) }).measured).toContain(
+      "at 5,000 deliveries/s, ≤ 0.08× Socket.IO's",
+    );
+  });
+
+  test("latency: the delivery path's hops, each measured alone, added up at their medians", () => {
+    const r = { ...run(true), hops: hops(100, 0.25) };
+    const check = targetChecks(r).find((c) => c.target.startsWith("p50")) as { measured: string };
+    // Five hops of 0.25 ms against 3 × Socket.IO's 1 ms median.
+    expect(check.measured).toContain(
+      "the hops before a member's receipt, each measured alone (gateway, admit, seq and send record, publish, one POST), add up to 1.25 ms at their medians, against the goal's 3 ms",
+    );
+  });
+
+  test("without the hops measured, no note is made up", () => {
+    expect(saturationCheck(run(true)).measured).toBe("15,000 ÷ 50,000 = 0.3×");
   });
 });
