@@ -6,6 +6,8 @@
 
 import { type ISocketFactory, Kafka, type LogEntry, logLevel, type Producer } from "kafkajs";
 import { Coalescer } from "../coalesce";
+// kafkajs 2.2.4 keeps a 1 ms timer running on every connection; this module fixes its request queue.
+import "./kafka-request-queue";
 import { type Config, config } from "../config";
 import { remainingMs, withDeadline } from "../deadline";
 import { DependencyError, DependencyTimeoutError, PoisonRecordError } from "../errors";
