@@ -28,6 +28,7 @@ import { createKafka, ensureTopics, KafkaEventLog } from "../../core/adapters/ka
 import { createManagementClient, ManagementApiGateway } from "../../core/adapters/management";
 import { poolTransport } from "../../core/adapters/pool-transport";
 import { RedisMessageBus, redisOptions } from "../../core/adapters/redis";
+import { httpTransport } from "../../core/adapters/signed-post";
 import { startGateway } from "../../local/gateway";
 import { isolatedNames } from "../../local/isolation";
 import { Delivery } from "../../worker/fanout-delivery";
@@ -288,6 +289,11 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
     maxSockets: params.concurrency,
     transport: poolTransport,
   });
+  const signedOverNodeHttp = new ManagementApiGateway(client, {
+    endpoint: gateway.managementEndpoint,
+    maxSockets: params.concurrency,
+    transport: httpTransport,
+  });
   const management = new URL(gateway.managementEndpoint);
   const bareManagement = bareClient(management.origin, params.concurrency);
   const data = JSON.stringify({ type: "message", roomId, text: "x".repeat(100) });
@@ -327,6 +333,12 @@ export async function runHops(env: Record<string, string>, params: HopsParams): 
       client: "signed keep-alive HTTP (the fan-out's client)",
       ...(await throughput(params.throughputSeconds, params.concurrency, () =>
         signed.post(connectionId, data),
+      )),
+    },
+    {
+      client: "the same, over node:http's agent (the handlers' transport)",
+      ...(await throughput(params.throughputSeconds, params.concurrency, () =>
+        signedOverNodeHttp.post(connectionId, data),
       )),
     },
     {

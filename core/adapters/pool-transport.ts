@@ -1,8 +1,9 @@
 /**
  * undici's connection pool as a {@link PostTransport}, driven through its dispatcher (no stream for
- * each answer): about half the CPU per request of node:http's agent on the fan-out's path, a POST
- * per delivery. The fan-out worker uses it; a Lambda does not, as the library would add to every
- * cold start more than it saves a handler (`npm run bench` measures both).
+ * each answer): less CPU per request than node:http's agent on the fan-out's path, a POST per
+ * delivery (`npm run bench -- --only hops` measures the same signed POST over both). The fan-out
+ * worker uses it; a Lambda does not, as the library would add to every cold start more than it
+ * saves a handler.
  */
 import { type Dispatcher, Pool } from "undici";
 import type { PostAnswer, TransportFactory } from "./signed-post";

@@ -5,9 +5,10 @@
  * What an answer means, and what a failure is called, is each caller's.
  *
  * Two transports keep connections alive: node:http's agent ({@link httpTransport}, the default: no
- * code added to a Lambda's bundle) and undici's pool (pool-transport.ts: about half the CPU per
- * request, for the fan-out worker, whose CPU per post bounds its deliveries a second and whose image
- * does not pay for the library's size at a cold start). `npm run bench -- --only hops` measures both.
+ * code added to a Lambda's bundle) and undici's pool (pool-transport.ts: less CPU per request, for
+ * the fan-out worker, whose CPU per post bounds its deliveries a second and whose image does not pay
+ * for the library's size at a cold start). `npm run bench -- --only hops` measures the same signed
+ * POST over both.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
