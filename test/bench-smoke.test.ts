@@ -65,7 +65,14 @@ describe("npm run bench -- --smoke", () => {
       if (floor.kind === "bundled library") expect(floor.bytes).toBeGreaterThan(10_000);
     }
     expect(json.hops?.hops.map((h) => h.hop)).toContain("Kafka append (acks all)");
-    expect(json.hops?.posts).toHaveLength(3);
+    // The SDK, the fan-out's signed client over undici's pool and over node:http's agent, plain HTTP.
+    expect(json.hops?.posts.map((p) => p.client)).toEqual([
+      "AWS SDK client",
+      "signed keep-alive HTTP (the fan-out's client)",
+      "the same, over node:http's agent (the handlers' transport)",
+      "plain keep-alive HTTP",
+    ]);
+    for (const p of json.hops?.posts ?? []) expect(p.cpuMsPerPost).toBeGreaterThan(0);
     // The floor row (a bare POST and its WebSocket send) and the fan-out's delivery against it.
     expect(json.hops?.deliveries.map((d) => d.overFloor)).toEqual([
       1,
