@@ -7,7 +7,8 @@
  * through a plain kept-alive HTTP client, one at a time and at the worker's concurrency.
  *
  * The plain client is the cheapest measured on this path: undici's pool driven through its
- * dispatcher, with nothing of ours (no signing, no retries), the client the fan-out's own is built on.
+ * dispatcher, with nothing of ours (no signing, no retries), the client the fan-out's own is built
+ * on.
  */
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
@@ -34,8 +35,6 @@ import { isolatedNames } from "../../local/isolation";
 import { Delivery } from "../../worker/fanout-delivery";
 import { progress } from "../lib/progress";
 import { ratio, round, Samples, type Summary } from "../lib/stats";
-
-/** How many calls each hop is timed over, and how long the throughput runs last. */
 
 /** The hops measured, by name. */
 export const HOP = {
@@ -87,6 +86,7 @@ function bareClient(origin: string, connections: number) {
   return { post, close: () => pool.destroy() };
 }
 
+/** How many calls each hop is timed over, and how long the throughput runs last. */
 export interface HopsParams {
   samples: number;
   throughputSeconds: number;
@@ -150,6 +150,13 @@ async function time(n: number, work: (i: number) => Promise<unknown>): Promise<S
   return s.summary();
 }
 
+/**
+ * How long a row runs unmeasured before it is measured: a second, or the row itself if shorter.
+ * The rows share code (the HTTP server, `ws`, undici); without it the first row would pay for
+ * compiling what the rows after it reuse.
+ */
+const warmUpMs = (seconds: number) => Math.min(1000, seconds * 1000);
+
 async function throughput(seconds: number, concurrency: number, post: () => Promise<unknown>) {
   const run = async (ms: number) => {
     const until = performance.now() + ms;
@@ -164,9 +171,7 @@ async function throughput(seconds: number, concurrency: number, post: () => Prom
     );
     return done;
   };
-  // A second unmeasured first (or the step, if shorter), as for the deliveries below: no client pays for compiling code that
-  // the one before it had already warmed.
-  await run(Math.min(1000, seconds * 1000));
+  await run(warmUpMs(seconds));
   const cpu = process.cpuUsage();
   const done = await run(seconds * 1000);
   const used = process.cpuUsage(cpu);
@@ -402,9 +407,7 @@ async function measureDeliveries(
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  // Each path first runs unmeasured for a second (or the step, if shorter), so that no row pays for compiling code that a
-  // row before it had already warmed.
-  const warmUntil = performance.now() + Math.min(1000, seconds * 1000);
+  const warmUntil = performance.now() + warmUpMs(seconds);
   await offer(() => performance.now() >= warmUntil);
   await settled();
   const cpu = process.cpuUsage();
@@ -425,10 +428,10 @@ async function measureDeliveries(
 }
 
 /**
- * The floor (a bare keep-alive POST, the plain client above, whose server writes the body to a WebSocket as one
- * frame) against the fan-out's own path (its delivery and signed client, the emulator's
- * `@connections`, the same WebSocket clients), v1 clients and `batch=1` clients, at the worker's
- * concurrency, over 64 connections receiving the same messages.
+ * The floor (a bare keep-alive POST, the plain client above, whose server writes the body to a
+ * WebSocket as one frame) against the fan-out's own path (its delivery and signed client, the
+ * emulator's `@connections`, the same WebSocket clients), v1 clients and `batch=1` clients, at the
+ * worker's concurrency, over 64 connections receiving the same messages.
  */
 async function deliveryCosts(params: HopsParams): Promise<DeliveryCost[]> {
   const CONNECTIONS = 64;

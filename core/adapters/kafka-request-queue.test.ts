@@ -35,7 +35,8 @@ test("an answered request leaves no check scheduled when nothing waits", async (
   expect(sent).toEqual([1]);
   answer(1);
   await done;
-  // kafkajs 2.2.4 re-armed a 1 ms timer here, and again from it, for as long as the connection lived.
+  // kafkajs 2.2.4 re-armed a 1 ms timer here, and again from it, for as long as the connection
+  // lived.
   expect(q.throttleCheckTimeoutId).toBeNull();
   await new Promise((r) => setTimeout(r, 30));
   expect(q.throttleCheckTimeoutId).toBeNull();
