@@ -32,8 +32,9 @@ export const poolTransport: TransportFactory = (endpoint, connections) => {
           // The deadline counts from now, waiting for a connection included: the promise fails on
           // time, and the request is cancelled wherever it has got to.
           timer = setTimeout(() => {
-            settle(timeouts.timedOut());
-            controller?.abort(timeouts.timedOut());
+            const error = timeouts.timedOut();
+            settle(error);
+            controller?.abort(error);
           }, timeouts.deadlineMs);
         }
         pool.dispatch(
