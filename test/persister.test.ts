@@ -417,10 +417,23 @@ describe("as a process", () => {
     for (const port of ports) {
       await waitFor("health 200", async () => ((await healthStatus(port)) === 200 ? true : undefined));
     }
-    // Wait until the group has settled with both members before producing.
+    // Wait until the group has settled with both members before producing: each replica's latest
+    // assignment holds partitions, and the two split the topic (a first replica that joined alone
+    // holds all four until the rebalance that lets the second in reaches it too).
+    const latestAssignment = (o: string): number[] | undefined => {
+      // Only whole lines: the last one may still be arriving.
+      const lines = o.split("\n").slice(0, -1);
+      const joins = lines.filter((line) => line.includes('"joined the consumer group"'));
+      const latest = joins.at(-1);
+      return latest
+        ? (JSON.parse(latest) as { assignment?: Record<string, number[]> }).assignment?.[topic]
+        : undefined;
+    };
     await waitFor("both replicas to hold partitions", async () => {
-      const joined = (o: string) => (o.match(/joined the consumer group/g) ?? []).length;
-      return joined(a.output()) >= 1 && joined(b.output()) >= 1 ? true : undefined;
+      const [ofA, ofB] = [latestAssignment(a.output()), latestAssignment(b.output())];
+      if (!ofA?.length || !ofB?.length) return undefined;
+      const split = new Set([...ofA, ...ofB]).size === ofA.length + ofB.length;
+      return split && ofA.length + ofB.length === 4 ? true : undefined;
     });
     await new Promise((r) => setTimeout(r, 3000));
     const rooms = Array.from({ length: 16 }, (_, i) => `${room}-${i}`);
