@@ -32,9 +32,8 @@ import {
   type HandlerResult,
   runColdStart,
 } from "./scenarios/coldstart";
-import { type FanoutParams, runFanout, type TargetResult } from "./scenarios/fanout";
+import { type FanoutParams, FLOOR_TARGET, runFanout, type TargetResult } from "./scenarios/fanout";
 import { type HopsParams, type HopsResult, runHops } from "./scenarios/hops";
-import { type KafkaFloor, runKafkaFloor } from "./scenarios/kafka-floor";
 import { type PersistParams, type PersistResult, runPersist } from "./scenarios/persist";
 
 export type Profile = "default" | "quick" | "smoke";
@@ -122,8 +121,6 @@ export interface RunResult {
     saturation: { target: string; overSocketIo: number | null; overCeiling: number | null }[];
     /** What AWS would bill for the chat target's whole run, and a month of 1,000 users like it. */
     bill?: { reading: MeterSnapshot; projection?: Projection };
-    /** The broker's CPU per record when each request carries one, at the first rate (the bench's own broker only). */
-    kafkaFloor?: KafkaFloor;
   };
   /** One room of many members, the management API answering after a simulated AWS round trip. */
   hotRoom?: { params: HotRoomParams; target: TargetResult };
@@ -159,7 +156,6 @@ async function fanoutAll(
 ): Promise<NonNullable<RunResult["fanout"]>> {
   const targets: TargetResult[] = [];
   let bill: NonNullable<RunResult["fanout"]>["bill"];
-  let kafkaFloor: KafkaFloor | undefined;
   // The services a target uses, where the bench started them (not those named by the environment),
   // and this process: the load generator's clients.
   const shared = (...names: string[]): ProcessGroup[] => [
@@ -169,7 +165,7 @@ async function fanoutAll(
   const pidsOf = (...children: { child: { pid?: number } }[]) =>
     children.flatMap((c) => (c.child.pid ? [c.child.pid] : []));
   // BENCH_TARGETS=chat (for a diagnosis) runs only the named targets; the ratios then stay empty.
-  const wanted = new Set((process.env.BENCH_TARGETS ?? "ws,socketio,chat").split(","));
+  const wanted = new Set((process.env.BENCH_TARGETS ?? `ws,socketio,${FLOOR_TARGET},chat`).split(","));
   if (wanted.has("ws")) {
     const ws = await startChild<{ url: string }>("ws-ceiling", "bench/servers/ws-ceiling.ts", env);
     try {
@@ -204,6 +200,39 @@ async function fanoutAll(
       );
     } finally {
       await Promise.all(sio.map((s) => s.stop()));
+    }
+  }
+  if (wanted.has("floor")) {
+    const id = `bfl${randomBytes(3).toString("hex")}`;
+    progress("fan-out: starting the architecture's floor (floor-gateway.ts, floor-fanout.ts)");
+    const gateway = await startChild<{ url: string; management: string }>(
+      "floor-gateway",
+      "bench/servers/floor-gateway.ts",
+      { ...env, FLOOR_ID: id },
+    );
+    try {
+      const fanout = await startChild<Record<string, never>>(
+        "floor-fanout",
+        "bench/servers/floor-fanout.ts",
+        {
+          ...env,
+          FLOOR_ID: id,
+          FLOOR_MANAGEMENT_URL: gateway.info.management,
+        },
+      );
+      try {
+        targets.push(
+          await runFanout(FLOOR_TARGET, { protocol: "plain", url: gateway.info.url }, params, () => [
+            { name: "floor: gateway + handler", pids: pidsOf(gateway) },
+            { name: "floor: fan-out", pids: pidsOf(fanout) },
+            ...shared("redis", "kafka", "dynamodb"),
+          ]),
+        );
+      } finally {
+        await fanout.stop();
+      }
+    } finally {
+      await gateway.stop();
     }
   }
   if (wanted.has("chat")) {
@@ -246,14 +275,6 @@ async function fanoutAll(
       const reading = JSON.parse(readFileSync(meterFile, "utf8")) as MeterSnapshot;
       bill = { reading, projection: projectMonthlyCost(reading, loadPrices()) };
     }
-    const broker = services.find((s) => s.name === "kafka" && s.pid);
-    if (broker?.pid && params.rates[0])
-      kafkaFloor = await runKafkaFloor(
-        env.KAFKA_BROKERS as string,
-        broker.pid,
-        params.rates[0],
-        params.stepSeconds,
-      );
   }
   const byName = (n: string) => targets.find((t) => t.target === n);
   const socketio = byName("socketio");
@@ -278,7 +299,6 @@ async function fanoutAll(
       overCeiling: ratio(t.maxDeliveriesPerSec, ceiling?.maxDeliveriesPerSec),
     })),
     bill,
-    kafkaFloor,
   };
 }
 

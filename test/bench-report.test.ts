@@ -1,14 +1,13 @@
 /**
  * The benchmark report's saturation check: a baseline that delivered everything offered at its
  * highest step never saturated, so its figure is a lower bound and the ratio against it an upper
- * bound, and the report says so instead of printing a ratio it did not measure. And what the same
- * run's floors say of a target: the cores' ceiling at the floor row's CPU per delivery, and the
- * delivery path's hops added up.
+ * bound, and the report says so instead of printing a ratio it did not measure. And beside each
+ * whole-path goal, the architecture's floor measured in the same run, and whether it misses the goal
+ * too.
  */
 import { markdown, targetChecks } from "../bench/lib/report";
 import type { RunResult } from "../bench/run";
 import type { StepResult, TargetResult } from "../bench/scenarios/fanout";
-import { DELIVERY_HOPS, type HopsParams, type HopsResult } from "../bench/scenarios/hops";
 
 function step(offered: number, delivered: number, saturated: boolean): StepResult {
   return {
@@ -105,41 +104,61 @@ describe("the report's saturation check", () => {
   });
 });
 
-describe("what the same run's floors say of a target", () => {
-  const hops = (postUs: number, hopMs: number): HopsResult & { params: HopsParams } => ({
-    params: { samples: 1, throughputSeconds: 1, concurrency: 64 },
-    hops: DELIVERY_HOPS.map((hop) => ({
-      hop,
-      latencyMs: { n: 1, p50: hopMs, p95: hopMs, p99: hopMs, max: hopMs, mean: hopMs },
-    })),
-    posts: [],
-    deliveries: [
-      { path: "floor", deliveriesPerSec: 1, framesPerPost: 1, cpuUsPerDelivery: postUs, overFloor: 1 },
-    ],
+describe("the architecture's floor beside each whole-path goal", () => {
+  /** The fixture's run with a floor target: 2,000 deliveries/s at the first step, CPU per process. */
+  function withFloor(floorCpu: number, floorTop: number, floorP50: number): RunResult {
+    const r = run(true);
+    const f = r.fanout;
+    if (!f) throw new Error("the fixture has no fan-out");
+    const first = (t: string) => f.targets.find((x) => x.target === t)?.steps[0];
+    const sioFirst = first("socketio");
+    const chatFirst = first("chat");
+    if (!sioFirst || !chatFirst) throw new Error("the fixture has no first steps");
+    sioFirst.cpuMsPer1000 = { "Socket.IO servers": 150, "bench (clients)": 50 };
+    chatFirst.cpuMsPer1000 = { "gateway emulator + handlers": 500, kafka: 50, "bench (clients)": 50 };
+    const floorFirst = step(2000, 2000, false);
+    floorFirst.cpuMsPer1000 = { "floor: gateway + handler": floorCpu - 70, kafka: 20, "bench (clients)": 50 };
+    floorFirst.latencyMs = { ...floorFirst.latencyMs, p50: floorP50, p99: 4 };
+    f.targets.splice(1, 0, target("floor", [floorFirst, step(20_000, floorTop, true)]));
+    f.ratios = [
+      { target: "chat", offeredPerSec: 100, p50OverSocketIo: 10, p99OverSocketIo: 20 },
+      { target: "floor", offeredPerSec: 100, p50OverSocketIo: floorP50, p99OverSocketIo: 4 },
+    ];
+    return r;
+  }
+  const check = (r: RunResult, start: string) =>
+    targetChecks(r).find((c) => c.target.startsWith(start)) as {
+      measured: string;
+      floor?: string;
+      met: boolean;
+    };
+
+  test("a goal the floor misses too says so; one it meets says that", () => {
+    const r = withFloor(400, 12_000, 2);
+    // The project: 600 ÷ 200 = 3×; the floor: 400 ÷ 200 = 2×, past the goal of 1.5× too.
+    expect(check(r, "CPU").measured).toBe("600 ÷ 200 = 3×");
+    expect(check(r, "CPU").floor).toBe("400 ÷ 200 = 2×: misses the goal too");
+    expect(check(r, "CPU").met).toBe(false);
+    // 12,000 ÷ 50,000 = 0.24×, short of 0.3×.
+    expect(check(r, "saturation").floor).toBe("12,000 ÷ 50,000 = 0.24×: misses the goal too");
+    // p50 2× and p99 4× Socket.IO's: within 3× and 5×, so the latency goal is within the floor's reach.
+    expect(check(r, "p50").floor).toBe("p50 2×, p99 4×, 0 drops: meets the goal");
+    expect(check(r, "p50").met).toBe(false);
+    // The broker: 20 ms per 1,000 deliveries in rooms of 20 = 0.4 ms a message, within 0.5 ms.
+    expect(check(r, "Kafka").floor).toBe("0.4 ms: meets the goal");
+    expect(check(r, "Kafka").measured).toBe("1 ms");
   });
 
-  test("saturation: the floor row's CPU per delivery caps the machine's cores", () => {
-    const r = { ...run(true), hops: hops(100, 0.2) };
-    // 2 cores ÷ 100 µs a delivery = 20,000 deliveries/s, 0.4× Socket.IO's 50,000.
-    expect(saturationCheck(r).measured).toBe(
-      "15,000 ÷ 50,000 = 0.3×; one POST a delivery and nothing else (the floor row, 100 µs of CPU) fills this machine's 2 cores at 20,000 deliveries/s, 0.4× Socket.IO's",
-    );
-    // Over a baseline that never saturated, that ratio too is an upper bound.
-    expect(saturationCheck({ ...run(false), hops: hops(400, 0.2) }).measured).toContain(
-      "at 5,000 deliveries/s, ≤ 0.08× Socket.IO's",
-    );
+  test("the targets table has the floor's column, and says what the floor is", () => {
+    const md = markdown(withFloor(250, 30_000, 2));
+    expect(md).toContain("| target | goal | this run | the architecture's floor | met |");
+    expect(md).toContain("| ≤ 1.5× | 600 ÷ 200 = 3× | 250 ÷ 200 = 1.25×: meets the goal | no |");
+    expect(md).toContain("A goal the floor misses too is out of reach on this machine");
   });
 
-  test("latency: the delivery path's hops, each measured alone, added up at their medians", () => {
-    const r = { ...run(true), hops: hops(100, 0.25) };
-    const check = targetChecks(r).find((c) => c.target.startsWith("p50")) as { measured: string };
-    // Five hops of 0.25 ms against 3 × Socket.IO's 1 ms median.
-    expect(check.measured).toContain(
-      "the hops before a member's receipt, each measured alone (gateway, admit, seq and send record, publish, one POST), add up to 1.25 ms at their medians, against the goal's 3 ms",
-    );
-  });
-
-  test("without the hops measured, no note is made up", () => {
-    expect(saturationCheck(run(true)).measured).toBe("15,000 ÷ 50,000 = 0.3×");
+  test("without a floor target, no floor figure is made up", () => {
+    const r = run(true);
+    expect(targetChecks(r).every((c) => c.floor === undefined)).toBe(true);
+    expect(markdown(r)).not.toContain("A goal the floor misses too");
   });
 });

@@ -31,7 +31,7 @@ describe("npm run bench -- --smoke", () => {
     expect(json.machine.node).toBe(process.version);
     expect(json.machine.kafka).toEqual(expect.any(String));
     expect(json.fanout?.params.connections).toBeGreaterThan(0);
-    expect(json.fanout?.targets.map((t) => t.target)).toEqual(["ws", "socketio", "chat"]);
+    expect(json.fanout?.targets.map((t) => t.target)).toEqual(["ws", "socketio", "floor", "chat"]);
     for (const target of json.fanout?.targets ?? []) {
       const step = target.steps[0];
       expect(step).toBeDefined();

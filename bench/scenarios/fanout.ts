@@ -11,6 +11,12 @@ import { measureCpu, type ProcessGroup } from "../lib/cpu";
 import { progress, sleep } from "../lib/progress";
 import { round, Samples, type Summary } from "../lib/stats";
 
+/**
+ * The fan-out target that is the architecture's floor: the message path of DESIGN.md with nothing
+ * of this project's on it (bench/servers/floor-gateway.ts and floor-fanout.ts).
+ */
+export const FLOOR_TARGET = "floor";
+
 /** The shape of the load: how many clients, rooms, which rates, for how long each. */
 export interface FanoutParams {
   connections: number;

@@ -16,7 +16,6 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { Redis } from "ioredis";
-import { Pool } from "undici";
 import WebSocket, { WebSocketServer } from "ws";
 import {
   createDynamoClient,
@@ -33,6 +32,7 @@ import { httpTransport } from "../../core/adapters/signed-post";
 import { startGateway } from "../../local/gateway";
 import { isolatedNames } from "../../local/isolation";
 import { Delivery } from "../../worker/fanout-delivery";
+import { bareClient, bareDynamoHeaders } from "../lib/bare-client";
 import { progress } from "../lib/progress";
 import { ratio, round, Samples, type Summary } from "../lib/stats";
 
@@ -48,43 +48,6 @@ export const HOP = {
   signedPost: "PostToConnection, signed keep-alive HTTP (the fan-out's client)",
   plainPost: "PostToConnection, plain keep-alive HTTP",
 } as const;
-
-/**
- * The hops a message passes, one after another, before a member receives it: the gateway (in, and
- * out to the member), the admit script, the seq and send record, the publish script, one POST.
- */
-export const DELIVERY_HOPS: readonly string[] = [
-  HOP.gateway,
-  HOP.admit,
-  HOP.seqAndRecord,
-  HOP.publish,
-  HOP.signedPost,
-];
-
-/** A bare kept-alive POST client: undici's pool through its dispatcher, answering status and body. */
-function bareClient(origin: string, connections: number) {
-  const pool = new Pool(origin, { connections, pipelining: 1 });
-  const post = (path: string, headers: Record<string, string>, body: string) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      let status = 0;
-      const chunks: Buffer[] = [];
-      pool.dispatch(
-        { method: "POST", path, headers, body },
-        {
-          onRequestStart: () => undefined,
-          onResponseStart: (_c, statusCode) => {
-            status = statusCode;
-          },
-          onResponseData: (_c, chunk) => {
-            chunks.push(chunk);
-          },
-          onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
-          onResponseError: (_c, error) => reject(error),
-        },
-      );
-    });
-  return { post, close: () => pool.destroy() };
-}
 
 /** How many calls each hop is timed over, and how long the throughput runs last. */
 export interface HopsParams {
@@ -551,17 +514,7 @@ async function dynamoCallCosts(
     ConsistentRead: true,
   });
   const bare = async () => {
-    const answer = await bareDynamo.post(
-      "/",
-      {
-        "content-type": "application/x-amz-json-1.0",
-        "x-amz-target": "DynamoDB_20120810.GetItem",
-        "x-amz-date": "20260101T000000Z",
-        authorization:
-          "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0",
-      },
-      body,
-    );
+    const answer = await bareDynamo.post("/", bareDynamoHeaders("GetItem"), body);
     if (answer.status !== 200 || !answer.body.includes('"Item"'))
       throw new Error(`bare GetItem answered ${answer.status}: ${answer.body.slice(0, 200)}`);
   };
