@@ -32,9 +32,16 @@ export function startChild<T>(
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, entry)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+    // stdin stays open and unwritten: it closes when this process exits, however it ends, and the
+    // child stops then (bench/servers/parent-watch.ts).
+    stdio: ["pipe", "pipe", "pipe"],
   });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      child.stdin?.destroy();
+      resolve();
+    }),
+  );
   child.stderr?.pipe(log, { end: false });
   const stop = async (graceMs = 15_000) => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -5,6 +5,7 @@
  * connections; SIGTERM stops it.
  */
 import { startStack } from "../../local/stack";
+import { stopWithParent } from "./parent-watch";
 
 async function main(): Promise<void> {
   const stack = await startStack({
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  stopWithParent(stop);
 }
 
 main().catch((error: unknown) => {

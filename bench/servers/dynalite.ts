@@ -4,13 +4,16 @@
  * is nobody's event loop. Prints `BENCH_READY {json}`; SIGTERM stops it.
  */
 import { startDynamo } from "../../local/services";
+import { stopWithParent } from "./parent-watch";
 
 startDynamo().then(
   (dynamo) => {
     process.stdout.write(`BENCH_READY ${JSON.stringify({ url: dynamo.url })}\n`);
-    process.once("SIGTERM", () => {
+    const stop = () => {
       void dynamo.stop().then(() => process.exit(0));
-    });
+    };
+    process.once("SIGTERM", stop);
+    stopWithParent(stop);
   },
   (error: unknown) => {
     process.stderr.write(

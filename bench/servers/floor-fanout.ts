@@ -12,6 +12,7 @@
 import { Redis } from "ioredis";
 import { bareClient } from "../lib/bare-client";
 import { floorKeys } from "./floor-keys";
+import { stopWithParent } from "./parent-watch";
 
 const CONCURRENCY = 64;
 
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  stopWithParent(stop);
 }
 
 main().catch((error: unknown) => {

@@ -29,6 +29,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { createDynamoClient, ensureTable } from "../../core/adapters/dynamo";
 import { bareClient, bareDynamoHeaders } from "../lib/bare-client";
 import { floorKeys } from "./floor-keys";
+import { stopWithParent } from "./parent-watch";
 
 const need = (name: string): string => {
   const value = process.env[name];
@@ -161,6 +162,7 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  stopWithParent(stop);
 }
 
 main().catch((error: unknown) => {

@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
+import { stopWithParent } from "./parent-watch";
 
 async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL;
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  stopWithParent(stop);
 }
 
 main().catch((error: unknown) => {

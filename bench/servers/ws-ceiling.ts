@@ -5,6 +5,7 @@
  */
 import type { AddressInfo } from "node:net";
 import { type WebSocket, WebSocketServer } from "ws";
+import { stopWithParent } from "./parent-watch";
 
 const rooms = new Map<string, Set<WebSocket>>();
 let seq = 0;
@@ -55,3 +56,4 @@ wss.on("listening", () => {
 const stop = () => wss.close(() => process.exit(0));
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
+stopWithParent(stop);
