@@ -417,6 +417,45 @@ describe("startLocalServices with a persistent data folder (npm run dev)", () =>
   });
 });
 
+describe("startLocalServices in its default folder (the bench, the tests)", () => {
+  test("services a killed owner left running are killed, and its folder removed, at the next start", async () => {
+    const run = tsx([
+      "-e",
+      `import { startLocalServices } from "./local/services";
+       startLocalServices({ env: { REDIS_URL: "" }, need: { redis: true, kafka: false, postgres: false, dynamodb: false } })
+         .then((s) => console.log("owner " + process.pid + " redis pid " + s.services[0].pid));`,
+    ]);
+    const [, ownerText, pidText] = await run.until(/owner (\d+) redis pid (\d+)/);
+    const owner = Number(ownerText);
+    const pid = Number(pidText);
+    const folder = join(resolve(__dirname, ".."), ".cache", "run", String(owner));
+    try {
+      // Killed without a chance to stop its Redis (kill -9, a timeout): Redis is left running.
+      process.kill(owner, "SIGKILL");
+      await run.exited;
+      expect(await gone(owner)).toBe(true);
+      expect(alive(pid)).toBe(true);
+      expect(existsSync(folder)).toBe(true);
+      // The next start in the default folder, in a process of its own as the next bench or test run
+      // is (this one's default folder is the global set-up's when jest runs in band).
+      const next = tsx([
+        "-e",
+        `import { startLocalServices } from "./local/services";
+         startLocalServices({ env: { REDIS_URL: "" }, need: { redis: true, kafka: false, postgres: false, dynamodb: false } })
+           .then((s) => { console.log("next redis pid " + s.services[0].pid); return s.stop(); })
+           .then(() => console.log("stopped"));`,
+      ]);
+      const [, nextPid] = await next.until(/next redis pid (\d+)/);
+      await next.until(/stopped/);
+      expect(Number(nextPid)).not.toBe(pid);
+      expect(await gone(pid)).toBe(true);
+      expect(existsSync(folder)).toBe(false);
+    } finally {
+      if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+  });
+});
+
 /** Runs a TypeScript snippet (or file) in a child process through tsx, as `npm run` would. */
 function tsx(args: string[], env: NodeJS.ProcessEnv = process.env) {
   const root = resolve(__dirname, "..");

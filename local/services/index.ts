@@ -85,21 +85,44 @@ const NAMES: Name[] = ["redis", "kafka", "postgres", "dynamodb"];
 const RUN_ROOT = join(repoRoot, ".cache", "run");
 
 /**
- * Removes the default data directories of processes that are gone: one killed with SIGKILL had no
- * chance to remove its own, and they would pile up.
+ * Removes the default data directories of processes that are gone, and stops the services such a
+ * process left running in them: one killed with SIGKILL (a bench or a test run ended by `kill -9`
+ * or a timeout) had no chance to stop its own, and they would go on taking memory, ports and CPU.
  */
-function removeStaleRunDirs(): void {
+async function removeStaleRunDirs(): Promise<void> {
   if (!existsSync(RUN_ROOT)) return;
   for (const entry of readdirSync(RUN_ROOT)) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    if (startTime(Number(entry)) !== undefined) continue;
+    const dir = join(RUN_ROOT, entry);
+    await killLeftovers(processesIn(dir));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Processes whose working directory is inside `dir`: our services run in their data directories. */
+function processesIn(dir: string): number[] {
+  return readdirSync("/proc").flatMap((entry) =>
+    /^\d+$/.test(entry) && Number(entry) !== process.pid && worksIn(Number(entry), dir)
+      ? [Number(entry)]
+      : [],
+  );
+}
+
+/** Kills services a dead owner left (their process groups where they lead one), and waits until they are gone. */
+async function killLeftovers(pids: number[]): Promise<void> {
+  for (const pid of pids) {
     try {
-      process.kill(Number(entry), 0);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ESRCH") {
-        rmSync(join(RUN_ROOT, entry), { recursive: true, force: true });
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
       }
     }
   }
+  for (let i = 0; i < 50 && pids.some((pid) => startTime(pid) !== undefined); i++) await sleep(100);
 }
 
 /** Handles started in this process, by data directory: starting twice answers the same services. */
@@ -115,11 +138,12 @@ function external(name: Name, url: string): RunningService {
  * Calling it again with the same data directory before stop() answers the same services.
  */
 export function startLocalServices(opts: LocalServicesOptions = {}): Promise<LocalServices> {
-  if (opts.dataDir === undefined) removeStaleRunDirs();
   const dataDir = absolute(opts.dataDir ?? join(RUN_ROOT, String(process.pid)));
   const existing = started.get(dataDir);
   if (existing) return existing;
-  const work = start(dataDir, opts);
+  const work = (opts.dataDir === undefined ? removeStaleRunDirs() : Promise.resolve()).then(() =>
+    start(dataDir, opts),
+  );
   started.set(dataDir, work);
   work.catch(() => started.delete(dataDir));
   return work;
@@ -183,21 +207,11 @@ async function claimDataDir(dataDir: string): Promise<Record<string, number>> {
       );
     }
   }
-  const leftovers = Object.values(previous.pids ?? {}).filter(
-    (pid) => pid !== process.pid && startTime(pid) !== undefined && worksIn(pid, dataDir),
+  await killLeftovers(
+    Object.values(previous.pids ?? {}).filter(
+      (pid) => pid !== process.pid && startTime(pid) !== undefined && worksIn(pid, dataDir),
+    ),
   );
-  for (const pid of leftovers) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
-  for (let i = 0; i < 50 && leftovers.some((pid) => startTime(pid) !== undefined); i++) await sleep(100);
   return previous.ports ?? {};
 }
 
