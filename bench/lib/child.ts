@@ -33,7 +33,7 @@ export function startChild<T>(
     cwd: ROOT,
     env: { ...process.env, ...env },
     // stdin stays open and unwritten: it closes when this process exits, however it ends, and the
-    // child stops then (bench/servers/parent-watch.ts).
+    // child stops then (bench/servers/lifecycle.ts).
     stdio: ["pipe", "pipe", "pipe"],
   });
   const exited = new Promise<void>((resolve) =>

@@ -5,7 +5,7 @@
  * connections; SIGTERM stops it.
  */
 import { startStack } from "../../local/stack";
-import { stopWithParent } from "./parent-watch";
+import { serve, stopOnSignalOrParent } from "./lifecycle";
 
 async function main(): Promise<void> {
   const stack = await startStack({
@@ -26,14 +26,7 @@ async function main(): Promise<void> {
       () => process.exit(1),
     );
   };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  stopWithParent(stop);
+  stopOnSignalOrParent(stop);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `chat stack could not start: ${error instanceof Error ? error.stack : String(error)}\n`,
-  );
-  process.exit(1);
-});
+serve("the chat stack", main);

@@ -4,7 +4,7 @@
  * is nobody's event loop. Prints `BENCH_READY {json}`; SIGTERM stops it.
  */
 import { startDynamo } from "../../local/services";
-import { stopWithParent } from "./parent-watch";
+import { stopOnSignalOrParent } from "./lifecycle";
 
 startDynamo().then(
   (dynamo) => {
@@ -12,8 +12,7 @@ startDynamo().then(
     const stop = () => {
       void dynamo.stop().then(() => process.exit(0));
     };
-    process.once("SIGTERM", stop);
-    stopWithParent(stop);
+    stopOnSignalOrParent(stop);
   },
   (error: unknown) => {
     process.stderr.write(

@@ -12,7 +12,7 @@
 import { Redis } from "ioredis";
 import { bareClient } from "../lib/bare-client";
 import { floorKeys } from "./floor-keys";
-import { stopWithParent } from "./parent-watch";
+import { serve, stopOnSignalOrParent } from "./lifecycle";
 
 const CONCURRENCY = 64;
 
@@ -79,14 +79,7 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-  stopWithParent(stop);
+  stopOnSignalOrParent(stop);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `the floor's fan-out failed: ${error instanceof Error ? error.message : String(error)}\n`,
-  );
-  process.exit(1);
-});
+serve("the floor's fan-out", main);

@@ -29,7 +29,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { createDynamoClient, ensureTable } from "../../core/adapters/dynamo";
 import { bareClient, bareDynamoHeaders } from "../lib/bare-client";
 import { floorKeys } from "./floor-keys";
-import { stopWithParent } from "./parent-watch";
+import { plainFrame, plainUser, serve, stopOnSignalOrParent } from "./lifecycle";
 
 const need = (name: string): string => {
   const value = process.env[name];
@@ -78,17 +78,13 @@ async function main(): Promise<void> {
   const connections = new Map<string, WebSocket>();
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
   wss.on("connection", (ws, req) => {
-    const userId = new URL(req.url ?? "/", "http://x").searchParams.get("user") ?? "anon";
+    const userId = plainUser(req);
     const connectionId = randomBytes(8).toString("base64url");
     connections.set(connectionId, ws);
     ws.on("close", () => connections.delete(connectionId));
     ws.on("message", (data) => {
-      let frame: { action?: string; roomId?: string; text?: string; clientMsgId?: string };
-      try {
-        frame = JSON.parse(data.toString());
-      } catch {
-        return;
-      }
+      const frame = plainFrame(data);
+      if (!frame) return;
       const roomId = frame.roomId ?? "";
       if (frame.action === "joinRoom") {
         void redis.sadd(keys.members(roomId), connectionId).then(
@@ -160,14 +156,7 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-  stopWithParent(stop);
+  stopOnSignalOrParent(stop);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `the floor's gateway failed: ${error instanceof Error ? error.message : String(error)}\n`,
-  );
-  process.exit(1);
-});
+serve("the floor's gateway", main);

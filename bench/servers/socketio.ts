@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
-import { stopWithParent } from "./parent-watch";
+import { serve, stopOnSignalOrParent } from "./lifecycle";
 
 async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL;
@@ -61,12 +61,7 @@ async function main(): Promise<void> {
     sub.disconnect();
     process.exit(0);
   };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  stopWithParent(stop);
+  stopOnSignalOrParent(stop);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`socket.io server could not start: ${String(error)}\n`);
-  process.exit(1);
-});
+serve("the Socket.IO server", main);

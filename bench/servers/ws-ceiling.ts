@@ -5,22 +5,18 @@
  */
 import type { AddressInfo } from "node:net";
 import { type WebSocket, WebSocketServer } from "ws";
-import { stopWithParent } from "./parent-watch";
+import { plainFrame, plainUser, stopOnSignalOrParent } from "./lifecycle";
 
 const rooms = new Map<string, Set<WebSocket>>();
 let seq = 0;
 
 const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
 wss.on("connection", (ws, req) => {
-  const userId = new URL(req.url ?? "/", "http://x").searchParams.get("user") ?? "anon";
+  const userId = plainUser(req);
   const joined = new Set<string>();
   ws.on("message", (data) => {
-    let frame: { action?: string; roomId?: string; text?: string; clientMsgId?: string };
-    try {
-      frame = JSON.parse(data.toString());
-    } catch {
-      return;
-    }
+    const frame = plainFrame(data);
+    if (!frame) return;
     const roomId = frame.roomId ?? "";
     if (frame.action === "joinRoom") {
       const room = rooms.get(roomId) ?? new Set<WebSocket>();
@@ -54,6 +50,4 @@ wss.on("listening", () => {
   process.stdout.write(`BENCH_READY ${JSON.stringify({ url: `ws://127.0.0.1:${port}/` })}\n`);
 });
 const stop = () => wss.close(() => process.exit(0));
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);
-stopWithParent(stop);
+stopOnSignalOrParent(stop);
