@@ -202,7 +202,7 @@ async function fanoutAll(
       await Promise.all(sio.map((s) => s.stop()));
     }
   }
-  if (wanted.has("floor")) {
+  if (wanted.has(FLOOR_TARGET)) {
     const id = `bfl${randomBytes(3).toString("hex")}`;
     progress("fan-out: starting the architecture's floor (floor-gateway.ts, floor-fanout.ts)");
     const gateway = await startChild<{ url: string; management: string }>(

@@ -120,6 +120,8 @@ describe("the architecture's floor beside each whole-path goal", () => {
     floorFirst.cpuMsPer1000 = { "floor: gateway + handler": floorCpu - 70, kafka: 20, "bench (clients)": 50 };
     floorFirst.latencyMs = { ...floorFirst.latencyMs, p50: floorP50, p99: 4 };
     f.targets.splice(1, 0, target("floor", [floorFirst, step(20_000, floorTop, true)]));
+    // As run.ts derives it for every target.
+    f.saturation.push({ target: "floor", overSocketIo: floorTop / 50_000, overCeiling: null });
     f.ratios = [
       { target: "chat", offeredPerSec: 100, p50OverSocketIo: 10, p99OverSocketIo: 20 },
       { target: "floor", offeredPerSec: 100, p50OverSocketIo: floorP50, p99OverSocketIo: 4 },

@@ -61,7 +61,7 @@ function pathFigures(
   const sioCpu = total(sio?.steps[0]?.cpuMsPer1000);
   const cpu = total(first.cpuMsPer1000);
   const cpuRatio = cpu !== undefined && sioCpu ? cpu / sioCpu : undefined;
-  const saturationRatio = ratio(t.maxDeliveriesPerSec, sio?.maxDeliveriesPerSec) ?? undefined;
+  const saturationRatio = f.saturation.find((q) => q.target === t.target)?.overSocketIo ?? undefined;
   const bound = atMost(t, sio);
   const q = f.ratios.find((r) => r.target === t.target && r.offeredPerSec === first.offeredPerSec);
   const kafka = first.cpuMsPer1000?.kafka;

@@ -12,21 +12,15 @@
 import { Redis } from "ioredis";
 import { bareClient } from "../lib/bare-client";
 import { floorKeys } from "./floor-keys";
-import { serve, stopOnSignalOrParent } from "./lifecycle";
+import { requiredEnv, serve, stopOnSignalOrParent } from "./lifecycle";
 
 const CONCURRENCY = 64;
 
-const need = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: the floor's fan-out needs it`);
-  return value;
-};
-
 async function main(): Promise<void> {
-  const keys = floorKeys(need("FLOOR_ID"));
-  const redis = new Redis(need("REDIS_URL"));
-  const reader = new Redis(need("REDIS_URL"));
-  const management = bareClient(need("FLOOR_MANAGEMENT_URL"), CONCURRENCY);
+  const keys = floorKeys(requiredEnv("FLOOR_ID"));
+  const redis = new Redis(requiredEnv("REDIS_URL"));
+  const reader = redis.duplicate();
+  const management = bareClient(requiredEnv("FLOOR_MANAGEMENT_URL"), CONCURRENCY);
   const members = new Map<string, string[]>();
   /** Frames waiting for a connection's POST in flight; a connection in the map has one in flight. */
   const waiting = new Map<string, string[]>();

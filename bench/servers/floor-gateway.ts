@@ -29,21 +29,15 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { createDynamoClient, ensureTable } from "../../core/adapters/dynamo";
 import { bareClient, bareDynamoHeaders } from "../lib/bare-client";
 import { floorKeys } from "./floor-keys";
-import { plainFrame, plainUser, serve, stopOnSignalOrParent } from "./lifecycle";
-
-const need = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: the floor's gateway needs it`);
-  return value;
-};
+import { plainFrame, plainUser, requiredEnv, serve, stopOnSignalOrParent } from "./lifecycle";
 
 async function main(): Promise<void> {
-  const keys = floorKeys(need("FLOOR_ID"));
-  const dynamoEndpoint = new URL(need("DYNAMODB_ENDPOINT"));
+  const keys = floorKeys(requiredEnv("FLOOR_ID"));
+  const dynamoEndpoint = new URL(requiredEnv("DYNAMODB_ENDPOINT"));
   await ensureTable(createDynamoClient(), keys.table);
   const kafka = new Kafka({
     clientId: "bench-floor",
-    brokers: need("KAFKA_BROKERS").split(","),
+    brokers: requiredEnv("KAFKA_BROKERS").split(","),
     logLevel: logLevel.NOTHING,
   });
   const admin = kafka.admin();
@@ -56,7 +50,7 @@ async function main(): Promise<void> {
     allowAutoTopicCreation: false,
   });
   await producer.connect();
-  const redis = new Redis(need("REDIS_URL"));
+  const redis = new Redis(requiredEnv("REDIS_URL"));
   const dynamo = bareClient(dynamoEndpoint.origin, 16);
 
   const nextSeq = async (roomId: string): Promise<number> => {

@@ -19,6 +19,13 @@ export function stopOnSignalOrParent(stop: () => void, graceMs = 10_000): void {
   process.stdin.resume();
 }
 
+/** A setting the bench passes to its servers; a server started without it stops at once, saying which. */
+export function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: the bench sets it when it starts this server`);
+  return value;
+}
+
 /** Runs a server's start-up; one that fails says so on stderr and exits non-zero. */
 export function serve(what: string, main: () => Promise<void>): void {
   main().catch((error: unknown) => {

@@ -10,12 +10,10 @@ import type { AddressInfo } from "node:net";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
-import { serve, stopOnSignalOrParent } from "./lifecycle";
+import { requiredEnv, serve, stopOnSignalOrParent } from "./lifecycle";
 
 async function main(): Promise<void> {
-  const redisUrl = process.env.REDIS_URL;
-  if (!redisUrl) throw new Error("REDIS_URL is not set");
-  const pub = new Redis(redisUrl);
+  const pub = new Redis(requiredEnv("REDIS_URL"));
   const sub = pub.duplicate();
   const http = createServer();
   const io = new Server(http, { transports: ["websocket"], serveClient: false });
