@@ -1,7 +1,8 @@
 /**
  * The whole backend on one machine: the services (from the environment, else our own), the table,
- * topics and schema, the Lambda handlers behind the API Gateway emulator in this process, and the
- * fan-out workers and persisters as child processes running the same entry points as the images.
+ * topics and schema, the API Gateway emulator in this process with the Lambda handlers in threads
+ * beside it (lambda/host.ts), and the fan-out workers and persisters as child processes running the
+ * same entry points as the images.
  * `npm run dev` and the integration tests both start it through here.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -15,23 +16,20 @@ import { createLogger } from "../core/logger";
 import { DEFAULT_NAMES } from "../core/names";
 import { sleep, waitAtMost } from "../core/retry";
 import { closeServices, overrideServices, serviceOverrides } from "../core/wiring/services";
-import { AUTHORIZER, ROUTES } from "../functions/routes";
 import { migrate } from "../prisma/migrate";
 import {
   connectionTimesFromEnv,
   type GatewayOptions,
-  type LambdaHandler,
+  handlerThreadsFromEnv,
   limitsFromEnv,
   Meter,
   type RunningGateway,
   startGateway,
 } from "./gateway";
-import {
-  type DynamoMeterProxy,
-  meterDynamoClient,
-  meterDynamoWire,
-  startDynamoMeterProxy,
-} from "./gateway/dynamodb-meter";
+import { type DynamoMeterProxy, startDynamoMeterProxy } from "./gateway/dynamodb-meter";
+import { loadHandlers, ROUTE_RESPONSES } from "./lambda/handlers";
+import { type HandlerThreads, handlerThreads } from "./lambda/host";
+import { meteringOverrides } from "./lambda/metering";
 import { localJwtSecret } from "./secret";
 import { type LocalServices, startLocalServices } from "./services";
 import { freePort, killAllServices } from "./services/process";
@@ -103,7 +101,7 @@ export interface RunningStack {
 }
 
 let workerCount = 0;
-/** The handlers run in-process and read this process's environment: one stack at a time. */
+/** The stack sets this process's environment, which its handlers read: one stack at a time. */
 let stackRunning = false;
 
 export async function startStack(opts: StackOptions = {}): Promise<RunningStack> {
@@ -130,6 +128,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
   const idleTimeoutMs = opts.idleTimeoutMs ?? times.idleTimeoutMs;
   const maxLifetimeMs = opts.maxLifetimeMs ?? times.maxLifetimeMs;
   const metering = settingsEnv.LOCAL_METER !== "0";
+  const handlerThreadCount = handlerThreadsFromEnv(settingsEnv);
   const meter = new Meter(limits.lambdaMemoryMb, (opts.persisters ?? 1) > 0 ? 1 : 0);
   const services = await startLocalServices({
     env: baseEnv,
@@ -140,6 +139,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     supervise: opts.supervise,
   });
   let gateway: RunningGateway | undefined;
+  let threads: HandlerThreads | undefined;
   let dynamoMeter: DynamoMeterProxy | undefined;
   const priorOverrides = serviceOverrides();
   const workers: WorkerProcess[] = [];
@@ -160,31 +160,13 @@ async function start(opts: StackOptions): Promise<RunningStack> {
       JWT_SECRET: localJwtSecret(baseEnv),
     };
     if (metering) {
-      // DynamoDB's read and write units: the handlers' client counts them itself, the workers go
+      // DynamoDB's read and write units: the handlers' clients count them themselves, the workers go
       // through a counting proxy; Kafka appends are counted at the port.
       dynamoMeter = await startDynamoMeterProxy(env.DYNAMODB_ENDPOINT as string, meter);
-      overrideServices({
-        ...priorOverrides,
-        dynamo: (real) =>
-          meterDynamoClient(priorOverrides.dynamo ? priorOverrides.dynamo(real) : real, meter),
-        dynamoWire: (real) =>
-          meterDynamoWire(priorOverrides.dynamoWire ? priorOverrides.dynamoWire(real) : real, meter),
-        log: (real) => {
-          const inner = priorOverrides.log ? priorOverrides.log(real) : real;
-          return {
-            append: async (messages) => {
-              await inner.append(messages);
-              let bytes = 0;
-              for (const m of messages)
-                bytes += Buffer.byteLength(m.roomId) + Buffer.byteLength(JSON.stringify(m));
-              meter.kafkaAppend(messages.length, bytes);
-            },
-            disconnect: () => inner.disconnect(),
-          };
-        },
-      });
+      overrideServices(meteringOverrides(meter, priorOverrides));
     }
-    // The handlers run in this process and read their configuration from its environment.
+    // The handlers read their configuration from this process's environment (a handler thread
+    // gets a copy of it when it starts).
     Object.assign(process.env, env);
     config.reset();
 
@@ -193,15 +175,19 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     await ensureTopics(createKafka());
     await migrate(env.DATABASE_URL as string, { log: progress });
 
-    const routes: Record<string, LambdaHandler> = {};
-    for (const route of ROUTES) routes[route.routeKey] = require(`../functions/${route.file}`).handler;
-    const authorizer: LambdaHandler = require(`../functions/${AUTHORIZER.file}`).handler;
     const logger = createLogger("gateway");
+    // The handlers run beside the gateway's event loop, in threads of their own, unless asked to
+    // run in it (GATEWAY_HANDLER_THREADS=0).
+    threads =
+      handlerThreadCount > 0
+        ? handlerThreads({ threads: handlerThreadCount, meter: metering ? meter : undefined, log: logger })
+        : undefined;
+    const { routes, authorizer } = threads ?? loadHandlers();
     gateway = await startGateway({
       port: opts.port ?? Number(baseEnv.LOCAL_PORT ?? 3001),
       stage: opts.stage ?? baseEnv.STAGE ?? "dev",
       routes,
-      routeResponses: new Set(ROUTES.filter((r) => r.routeResponse).map((r) => r.routeKey)),
+      routeResponses: ROUTE_RESPONSES,
       authorizer,
       idleTimeoutMs,
       maxLifetimeMs,
@@ -212,6 +198,10 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     });
     env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
     process.env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
+    if (threads) {
+      progress(`starting ${handlerThreadCount} handler thread${handlerThreadCount === 1 ? "" : "s"}`);
+      await threads.start();
+    }
 
     const launch = (kind: WorkerKind, workerId: string, healthPort?: number) => {
       const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "worker", `${kind}.ts`)], {
@@ -282,7 +272,8 @@ async function start(opts: StackOptions): Promise<RunningStack> {
           for (const supervisor of supervisors) supervisor.stop();
           await stopWorkers(workers, opts.workerStopGraceMs);
           await running.close();
-          // The in-process clients' goodbyes wait on the services (a dead broker never answers).
+          // The handlers' clients' goodbyes wait on the services (a dead broker never answers).
+          await threads?.close();
           await waitAtMost(closeServices(), 3000);
           overrideServices(priorOverrides);
           await dynamoMeter?.stop();
@@ -309,6 +300,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     for (const supervisor of supervisors) supervisor.stop();
     await stopWorkers(workers);
     await gateway?.close();
+    await threads?.close();
     await closeServices();
     overrideServices(priorOverrides);
     await dynamoMeter?.stop();

@@ -171,3 +171,30 @@ test("a stale connection (gone without $disconnect) is cleaned on the first 410"
   expect((await stack.memberships(room)).map((i) => i.userId)).toEqual(["alive"]);
   expect(await stack.item(ghostRecords?.meta?.pk as string, "META")).toBeUndefined();
 });
+
+test("the meter counts what the handlers call, from the thread they run in", async () => {
+  // The handlers run in a thread of their own (GATEWAY_HANDLER_THREADS, default 1); their DynamoDB
+  // units and Kafka appends reach the stack's meter by message, after the acks.
+  const room = `${stack.id}-metered`;
+  const sender = await connect("metered");
+  await sender.request({ action: "joinRoom", roomId: room }, "joined");
+  const before = stack.meter.snapshot();
+  for (let i = 0; i < 3; i++) {
+    const ack = await sender.request(
+      { action: "sendMessage", roomId: room, text: `m${i}`, clientMsgId: `m-${i}` },
+      "ack",
+    );
+    expect(ack).toMatchObject({ type: "ack", seq: i + 1 });
+  }
+  const deadline = Date.now() + 5000;
+  let after = stack.meter.snapshot();
+  while (after.kafka.records < before.kafka.records + 3 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    after = stack.meter.snapshot();
+  }
+  expect(after.kafka.records - before.kafka.records).toBe(3);
+  expect(after.kafka.bytesIn).toBeGreaterThan(before.kafka.bytesIn);
+  expect(after.dynamodb.writeUnits).toBeGreaterThan(before.dynamodb.writeUnits);
+  const sends = (s: typeof before) => s.lambda.byHandler.sendMessage?.invocations ?? 0;
+  expect(sends(after) - sends(before)).toBe(3);
+});

@@ -32,7 +32,8 @@ beforeAll(async () => {
   stack = await startTestStack({
     fanoutWorkers: 1,
     persisters: 1,
-    settings: { FANOUT_SWEEP_AFTER_MS: "1500" },
+    // The fault is injected into the handlers' wiring in this process: they run in its event loop.
+    settings: { FANOUT_SWEEP_AFTER_MS: "1500", GATEWAY_HANDLER_THREADS: "0" },
   });
   sender = await TestClient.connect(stack.url, { token: await stack.token("sender") });
   reader = await TestClient.connect(stack.url, { token: await stack.token("reader") });

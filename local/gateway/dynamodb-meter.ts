@@ -4,9 +4,9 @@
  * pass the answer on unchanged; an answer that carries none is counted as one unit per item (an
  * estimate, marked so in the meter).
  *
- * - {@link meterDynamoClient}: a middleware on the clients of this process (the handlers, which the
- *   local gateway runs in-process): no extra hop on the path a message takes. The send ledger's
- *   client (DynamoWire) is observed the same way, by {@link meterDynamoWire}.
+ * - {@link meterDynamoClient}: a middleware on the handlers' own clients (local/lambda/metering.ts):
+ *   no extra hop on the path a message takes. The send ledger's client (DynamoWire) is observed the
+ *   same way, by {@link meterDynamoWire}.
  * - {@link startDynamoMeterProxy}: a counting proxy in front of dynalite for the workers, which run in
  *   processes of their own and reach it through DYNAMODB_ENDPOINT as they would reach DynamoDB.
  */
@@ -65,7 +65,7 @@ function kindOf(operation: string): "read" | "write" | undefined {
 }
 
 /** Counts every billed request `client` makes into `meter`; answers the same client. */
-export function meterDynamoClient(client: DynamoDBClient, meter: Meter): DynamoDBClient {
+export function meterDynamoClient(client: DynamoDBClient, meter: Pick<Meter, "dynamodb">): DynamoDBClient {
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const operation = String(context.commandName ?? "").replace(/Command$/, "");
@@ -87,7 +87,7 @@ export function meterDynamoClient(client: DynamoDBClient, meter: Meter): DynamoD
 }
 
 /** Counts every call the send ledger's client makes into `meter`; answers the same client. */
-export function meterDynamoWire(wire: DynamoWire, meter: Meter): DynamoWire {
+export function meterDynamoWire(wire: DynamoWire, meter: Pick<Meter, "dynamodb">): DynamoWire {
   return wire.observe((operation, units) => {
     meter.dynamodb(operation, kindOf(operation) ?? "write", units, 1);
   });

@@ -48,6 +48,7 @@ export {
   DEFAULT_LIMITS,
   type GatewayLimits,
   GatewaySettingError,
+  handlerThreadsFromEnv,
   limitsFromEnv,
 } from "./settings";
 export type { GatewayLogger, GatewayOptions, RunningGateway } from "./types";

@@ -1,5 +1,11 @@
 import { InvocationPool } from "./invocations";
-import { connectionTimesFromEnv, DEFAULT_LIMITS, GatewaySettingError, limitsFromEnv } from "./settings";
+import {
+  connectionTimesFromEnv,
+  DEFAULT_LIMITS,
+  GatewaySettingError,
+  handlerThreadsFromEnv,
+  limitsFromEnv,
+} from "./settings";
 import { signatureProblem } from "./sigv4";
 import { TokenBucket } from "./throttle";
 
@@ -128,6 +134,20 @@ describe("connectionTimesFromEnv", () => {
     expect(() => connectionTimesFromEnv({ GATEWAY_IDLE_TIMEOUT_MS: value })).toThrow(GatewaySettingError);
     expect(() => connectionTimesFromEnv({ GATEWAY_IDLE_TIMEOUT_MS: value })).toThrow(
       `GATEWAY_IDLE_TIMEOUT_MS must be a whole number of ms ≥ 1 (it is "${value}")`,
+    );
+  });
+});
+
+describe("handlerThreadsFromEnv", () => {
+  test("one thread beside the gateway unless set; 0 runs the handlers in the gateway's event loop", () => {
+    expect(handlerThreadsFromEnv({})).toBe(1);
+    expect(handlerThreadsFromEnv({ GATEWAY_HANDLER_THREADS: "0" })).toBe(0);
+    expect(handlerThreadsFromEnv({ GATEWAY_HANDLER_THREADS: "3" })).toBe(3);
+  });
+
+  test.each(["-1", "1.5", "17", "two"])("%s is refused with a sentence naming the setting", (value) => {
+    expect(() => handlerThreadsFromEnv({ GATEWAY_HANDLER_THREADS: value })).toThrow(
+      `GATEWAY_HANDLER_THREADS must be a whole number from 0 to 16 (it is "${value}")`,
     );
   });
 });

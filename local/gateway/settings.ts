@@ -101,6 +101,7 @@ export const GATEWAY_SETTINGS = {
   GATEWAY_DISCONNECT_DELAY_MS: "delay of $disconnect after the close",
   GATEWAY_LAMBDA_MEMORY_MB: "memory each handler is billed at",
   MANAGEMENT_LATENCY_MS: "how long each @connections call takes (a simulated round trip to AWS)",
+  GATEWAY_HANDLER_THREADS: "threads the handlers run in, beside the gateway's event loop (0: in it)",
   GATEWAY_IDLE_TIMEOUT_MS: "how long a connection may go without a frame from its client",
   GATEWAY_MAX_LIFETIME_MS: "how long a connection may last",
 } as const;
@@ -199,6 +200,21 @@ export function connectionTimesFromEnv(env: Record<string, string | undefined>):
     idleTimeoutMs: number(env, "GATEWAY_IDLE_TIMEOUT_MS", undefined, whole, ms),
     maxLifetimeMs: number(env, "GATEWAY_MAX_LIFETIME_MS", undefined, whole, ms),
   };
+}
+
+/**
+ * How many threads the local stack runs the handlers in (GATEWAY_HANDLER_THREADS, default 1): on AWS
+ * they never share the gateway's CPU. 0 runs them in the gateway's own event loop, where a test can
+ * reach their wiring. Throws on a bad value.
+ */
+export function handlerThreadsFromEnv(env: Record<string, string | undefined>): number {
+  return number(
+    env,
+    "GATEWAY_HANDLER_THREADS",
+    1,
+    (n) => Number.isInteger(n) && n >= 0 && n <= 16,
+    "a whole number from 0 to 16",
+  );
 }
 
 /** The defaults with some fields replaced (nested rates replaced whole). */

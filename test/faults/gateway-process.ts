@@ -6,18 +6,16 @@
  */
 
 import { createLogger } from "../../core/logger";
-import { AUTHORIZER, ROUTES } from "../../functions/routes";
-import { type LambdaHandler, startGateway } from "../../local/gateway";
+import { startGateway } from "../../local/gateway";
+import { loadHandlers, ROUTE_RESPONSES } from "../../local/lambda/handlers";
 
 async function main(): Promise<void> {
-  const routes: Record<string, LambdaHandler> = {};
-  for (const route of ROUTES) routes[route.routeKey] = require(`../../functions/${route.file}`).handler;
-  const authorizer: LambdaHandler = require(`../../functions/${AUTHORIZER.file}`).handler;
+  const { routes, authorizer } = loadHandlers();
   const gateway = await startGateway({
     port: Number(process.env.FAULT_GATEWAY_PORT),
     stage: process.env.STAGE ?? "dev",
     routes,
-    routeResponses: new Set(ROUTES.filter((r) => r.routeResponse).map((r) => r.routeKey)),
+    routeResponses: ROUTE_RESPONSES,
     authorizer,
     logger: createLogger("gateway"),
   });
