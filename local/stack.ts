@@ -27,8 +27,8 @@ import {
   startGateway,
 } from "./gateway";
 import { type DynamoMeterProxy, startDynamoMeterProxy } from "./gateway/dynamodb-meter";
-import { loadHandlers, ROUTE_RESPONSES } from "./lambda/handlers";
-import { type HandlerThreads, handlerThreads } from "./lambda/host";
+import { ROUTE_RESPONSES } from "./lambda/handlers";
+import { type HandlerThreads, localHandlers } from "./lambda/host";
 import { meteringOverrides } from "./lambda/metering";
 import { localJwtSecret } from "./secret";
 import { type LocalServices, startLocalServices } from "./services";
@@ -139,7 +139,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     supervise: opts.supervise,
   });
   let gateway: RunningGateway | undefined;
-  let threads: HandlerThreads | undefined;
+  let handlers: HandlerThreads | undefined;
   let dynamoMeter: DynamoMeterProxy | undefined;
   const priorOverrides = serviceOverrides();
   const workers: WorkerProcess[] = [];
@@ -178,11 +178,12 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     const logger = createLogger("gateway");
     // The handlers run beside the gateway's event loop, in threads of their own, unless asked to
     // run in it (GATEWAY_HANDLER_THREADS=0).
-    threads =
-      handlerThreadCount > 0
-        ? handlerThreads({ threads: handlerThreadCount, meter: metering ? meter : undefined, log: logger })
-        : undefined;
-    const { routes, authorizer } = threads ?? loadHandlers();
+    handlers = localHandlers({
+      threads: handlerThreadCount,
+      meter: metering ? meter : undefined,
+      log: logger,
+    });
+    const { routes, authorizer } = handlers;
     gateway = await startGateway({
       port: opts.port ?? Number(baseEnv.LOCAL_PORT ?? 3001),
       stage: opts.stage ?? baseEnv.STAGE ?? "dev",
@@ -198,10 +199,10 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     });
     env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
     process.env.MANAGEMENT_ENDPOINT = gateway.managementEndpoint;
-    if (threads) {
+    if (handlerThreadCount > 0) {
       progress(`starting ${handlerThreadCount} handler thread${handlerThreadCount === 1 ? "" : "s"}`);
-      await threads.start();
     }
+    await handlers.start();
 
     const launch = (kind: WorkerKind, workerId: string, healthPort?: number) => {
       const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "worker", `${kind}.ts`)], {
@@ -273,7 +274,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
           await stopWorkers(workers, opts.workerStopGraceMs);
           await running.close();
           // The handlers' clients' goodbyes wait on the services (a dead broker never answers).
-          await threads?.close();
+          await handlers?.close();
           await waitAtMost(closeServices(), 3000);
           overrideServices(priorOverrides);
           await dynamoMeter?.stop();
@@ -300,7 +301,7 @@ async function start(opts: StackOptions): Promise<RunningStack> {
     for (const supervisor of supervisors) supervisor.stop();
     await stopWorkers(workers);
     await gateway?.close();
-    await threads?.close();
+    await handlers?.close();
     await closeServices();
     overrideServices(priorOverrides);
     await dynamoMeter?.stop();

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { signToken } from "../../core/auth";
 import type { LambdaContext } from "../gateway/invocations";
 import type { GatewayLogger } from "../gateway/types";
-import { type HandlerThreads, handlerThreads } from "./host";
+import { type HandlerThreads, handlerThreads, localHandlers } from "./host";
 
 const context = (): LambdaContext => ({
   functionName: "test",
@@ -72,6 +72,13 @@ describe("the project's handlers in a thread", () => {
     const refused = authorizer({ queryStringParameters: {}, methodArn, requestContext: {} }, context());
     await expect(refused).rejects.toThrow(/^Unauthorized$/);
   });
+});
+
+test("with 0 threads the handlers are this thread's own: the ones functions/ exports", async () => {
+  host = localHandlers({ threads: 0, log: recordingLog() });
+  await host.start();
+  expect(host.routes.ping).toBe(require("../../functions/ping").handler);
+  expect(host.authorizer).toBe(require("../../functions/authorizer").handler);
 });
 
 describe("threads, with a stand-in thread", () => {

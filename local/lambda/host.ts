@@ -13,7 +13,7 @@ import { Worker } from "node:worker_threads";
 import { ROUTES } from "../../functions/routes";
 import type { LambdaContext, LambdaHandler } from "../gateway/invocations";
 import type { GatewayLogger } from "../gateway/types";
-import type { Handlers } from "./handlers";
+import { type Handlers, loadHandlers } from "./handlers";
 import {
   AUTHORIZER_KEY,
   type FromThread,
@@ -24,7 +24,7 @@ import {
 import type { HandlerMeter } from "./metering";
 
 export interface HandlerThreadOptions {
-  /** How many threads; at least 1. */
+  /** How many threads: at least 1 (localHandlers also takes 0). */
   threads: number;
   /** Where the handlers' DynamoDB units and Kafka appends are counted; none when undefined. */
   meter?: HandlerMeter;
@@ -235,4 +235,13 @@ export function handlerThreads(opts: HandlerThreadOptions): HandlerThreads {
       await Promise.all(threads.map((thread) => thread?.close()));
     },
   };
+}
+
+/**
+ * The handlers as the local stack runs them (GATEWAY_HANDLER_THREADS): in `opts.threads` threads
+ * beside the gateway's event loop, or, with 0, in it (loaded here; start and close do nothing).
+ */
+export function localHandlers(opts: HandlerThreadOptions): HandlerThreads {
+  if (opts.threads !== 0) return handlerThreads(opts);
+  return { ...loadHandlers(), start: async () => undefined, close: async () => undefined };
 }
