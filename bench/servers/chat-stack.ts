@@ -1,7 +1,7 @@
 /**
  * The system under test, in a process of its own so that the load generator does not share its
- * event loop: the local stack (gateway and handlers here, fan-out worker and persister as children)
- * over the services named by the environment. Prints `BENCH_READY {json}` on stdout once it accepts
+ * event loop: the local stack (the gateway here and the handlers in its thread, the fan-out worker
+ * and persister as children) over the services named by the environment. Prints `BENCH_READY {json}` on stdout once it accepts
  * connections; SIGTERM stops it.
  */
 import { startStack } from "../../local/stack";
