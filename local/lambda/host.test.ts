@@ -115,6 +115,15 @@ describe("threads, with a stand-in thread", () => {
     await expect(failed).rejects.toMatchObject({ name: "TypeError", message: "no missing" });
   });
 
+  test("an event that cannot cross a thread fails its invocation only", async () => {
+    host = handlerThreads({ threads: 1, log: recordingLog(), entry, routeKeys });
+    await host.start();
+    await expect(host.routes.echo?.({ fn: () => undefined }, context())).rejects.toThrow(
+      /could not be cloned/,
+    );
+    await expect(host.routes.echo?.({ n: 2 }, context())).resolves.toMatchObject({ event: { n: 2 } });
+  });
+
   test("a thread that dies fails what it held, is logged, and the next invocation gets a new one", async () => {
     const log = recordingLog();
     host = handlerThreads({ threads: 1, log, entry, routeKeys });

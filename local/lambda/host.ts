@@ -128,7 +128,13 @@ class HandlerThread {
             event,
             context: { ...fields, remainingMs: getRemainingTimeInMillis() },
           };
-          this.worker.postMessage(message);
+          try {
+            this.worker.postMessage(message);
+          } catch (error) {
+            // An event that cannot cross a thread (not one API Gateway would make): this call fails.
+            this.pending.delete(id);
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
         },
         (error: Error) => {
           this.pending.delete(id);
