@@ -25,6 +25,15 @@ import {
 
 const BURST = 4;
 
+/** Waits until `check` holds, polling; fails naming `what` after SHOWN_MS. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + SHOWN_MS;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`waited ${SHOWN_MS} ms for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 const web = webSessionPerFile({
   settings: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: String(BURST) },
   proxy: true,
@@ -72,6 +81,17 @@ test("a send whose ack was lost is sent again with the same clientMsgId: stored 
   const { alice, bob } = await pairBehindProxy(web, r, ["ra", "rb"], frames.watch);
   await sayAndWait(alice, "first");
   await waitForExactly(bob, ["first"], () => true);
+  // Nothing may still be on its way to Alice when the proxy starts cutting, or it would cut her
+  // connection before her send goes out: her own copy of "first", Bob's presence, and the answer to
+  // each request her page sent (the markRead of "first").
+  await until(
+    () =>
+      frames.received.some((f) => f.type === "message" && f.text === "first") &&
+      frames.received.some((f) => f.type === "presence" && f.state === "online" && f.name === "rb") &&
+      frames.sent.filter((f) => f.action === "markRead").length ===
+        frames.received.filter((f) => f.type === "read").length,
+    "Alice's page to have every frame on its way to it",
+  );
 
   // The request reaches the server; the answer is lost with the connection.
   web.proxy.drop();
