@@ -10,12 +10,12 @@
  *   out in the order they were handed over (fanout-delivery.ts). A room's next message does not wait
  *   for its last one to reach every member.
  * - No double delivery: each entry is claimed as started before its frames go out, only while this
- *   worker holds the lease; the cursor is recorded past what was read as it is taken (fenced by the
- *   lease too), and a batch whose cursor was not recorded is read again by the next owner, whose
- *   claims skip what had started. The watermark is the newest entry with every entry up to it
- *   delivered: a new owner finishes the entries between the watermark and the cursor that had not
- *   started, and skips those that had (a gap their clients fill with getHistory). Entries up to the
- *   watermark are trimmed from the stream.
+ *   worker holds the lease. The cursor and the watermark (the newest entry with every entry up to it
+ *   delivered) are recorded together, fenced by the lease too, at most every `SYNC_MS` and not on
+ *   every read: entries read since the last record are read again by the next owner, whose claims
+ *   skip what had started. A new owner also finishes the entries between the watermark and the
+ *   cursor that had not started, and skips those that had (a gap their clients fill with
+ *   getHistory). Entries up to the watermark are trimmed from the stream.
  * - Loss is counted, never silent: entries trimmed from the stream before any owner read them
  *   (fanout-leases.ts) are reported through `onTrimmed`.
  */
@@ -102,6 +102,13 @@ function newestVersion(entry: Entry, ...behind: Pending[][]): string {
   return newest;
 }
 
+/**
+ * How long the cursor and watermark may go unrecorded. Recording them costs a Redis call; on every
+ * read it cost one a message at a moderate rate. What waits meanwhile is the stream's trim, and, after
+ * a failover, entries the next owner reads again and skips by their claims.
+ */
+export const SYNC_MS = 200;
+
 /** An entry handed to the delivery: `out` settles once every frame of it is out. */
 interface Handed {
   out: Promise<void>;
@@ -127,6 +134,9 @@ export class ShardRunner {
   private readonly order: Pending[] = [];
   private readonly rooms = new Map<string, RoomQueue>();
   private cursor = "";
+  /** The cursor as last recorded in Redis, and the entries read since (for the check of trimmed ones). */
+  private recordedCursor: string | undefined;
+  private unrecordedReads = 0;
   private watermark: string | undefined;
   /** Entries that passed the watermark since the last sync, to leave the started record. */
   private passed: string[] = [];
@@ -153,6 +163,7 @@ export class ShardRunner {
       const stored = await leases.cursor(this.shard);
       // A shard never read before starts at recent entries: older ones are history's job.
       this.cursor = stored ?? `${Date.now() - 30_000}-0`;
+      this.recordedCursor = stored ?? undefined;
       this.watermark = stored ? undefined : this.cursor;
       const unfinished = stored ? await leases.unfinished(this.shard) : undefined;
       if (unfinished) {
@@ -185,20 +196,21 @@ export class ShardRunner {
         )) as [string, [string, string[]][]][] | null;
         const batch = reply?.[0]?.[1] ?? [];
         if (batch.length > 0) {
-          const last = batch[batch.length - 1]?.[0] as string;
-          // The cursor is recorded while the batch is taken, not before it, which saves delivery a
-          // round trip: each entry's claim is the fence against a lost lease, and a batch whose
-          // cursor was never recorded is read again by the next owner, whose claims skip what began.
-          const recorded = this.sync(last, batch.length);
-          this.cursor = last;
+          // The cursor is recorded later, with the watermark (SYNC_MS): each entry's claim is the
+          // fence against a lost lease, and entries read past the recorded cursor are read again by
+          // the next owner, whose claims skip what began.
+          this.cursor = batch[batch.length - 1]?.[0] as string;
+          this.unrecordedReads += batch.length;
           for (const [id, fields] of batch) this.take(id, fields);
           this.advanceWatermark();
-          if (!(await recorded)) break;
-        } else if (this.passed.length > 0) {
-          await this.sync();
+          this.syncSoon();
+        } else if (!(await this.sync())) {
+          break;
         }
         if (batch.length < options.batchSize && Date.now() - this.lastTrimCheck > 1000) {
           this.lastTrimCheck = Date.now();
+          // The check counts the entries read as recorded: record them first.
+          if (!(await this.sync())) break;
           const trimmed = await leases.trimmedUnread(this.shard, this.cursor);
           if (trimmed > 0) this.ctx.onTrimmed(this.shard, trimmed);
         }
@@ -350,13 +362,7 @@ export class ShardRunner {
     if (this.order[0] === p) {
       this.advanceWatermark();
       // Trim soon after delivery, not only at the next read.
-      this.syncTimer ??= setTimeout(() => {
-        this.syncTimer = undefined;
-        if (!this.lost)
-          this.sync().catch((err: unknown) =>
-            this.ctx.logger.warn({ err }, "recording delivery progress failed"),
-          );
-      }, 50);
+      this.syncSoon();
     }
     const wake = this.progressed;
     this.progressed = undefined;
@@ -382,24 +388,39 @@ export class ShardRunner {
     });
   }
 
+  /** Records the cursor and the watermark within SYNC_MS (one timer for both). */
+  private syncSoon(): void {
+    this.syncTimer ??= setTimeout(() => {
+      this.syncTimer = undefined;
+      if (!this.lost)
+        this.sync().catch((err: unknown) =>
+          this.ctx.logger.warn({ err }, "recording delivery progress failed"),
+        );
+    }, SYNC_MS);
+  }
+
   /**
-   * Records the cursor (after reading `read` more entries) and the watermark, one call at a time;
-   * false when the lease is lost.
+   * Records the cursor (with the entries read since it was last recorded) and the watermark, one call
+   * at a time, when either moved; false when the lease is lost.
    */
-  private sync(cursor?: string, read = 0): Promise<boolean> {
+  private sync(): Promise<boolean> {
     this.syncing = this.syncing
       .catch(() => false)
       .then(async () => {
         if (this.lost) return false;
-        const passed = this.passed;
-        if (cursor === undefined && passed.length === 0) return true;
+        const { cursor, passed } = this;
+        const read = this.unrecordedReads;
+        if (cursor === this.recordedCursor && passed.length === 0 && read === 0) return true;
         this.passed = [];
+        this.unrecordedReads -= read;
         const ok = await this.ctx.leases
-          .advance(this.shard, cursor ?? this.cursor, read, this.watermark, passed)
+          .advance(this.shard, cursor, read, this.watermark, passed)
           .catch((err: unknown) => {
             this.passed = passed.concat(this.passed);
+            this.unrecordedReads += read;
             throw err;
           });
+        if (ok) this.recordedCursor = cursor;
         if (!ok) {
           this.ctx.logger.warn(
             { shard: this.shard },
