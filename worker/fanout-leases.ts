@@ -30,8 +30,9 @@ const RELEASE = `${ALLOW_OOM}
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 /**
- * Moves the shard's cursor past a batch just read, only while the caller still holds the lease (a
- * fence against a late writer), and records how far delivery is complete: every entry up to the
+ * Moves the shard's cursor past what was read (the owner records it every so often, not on every
+ * read), only while the caller still holds the lease (a fence against a late writer), and records
+ * how far delivery is complete: every entry up to the
  * watermark (`start`) is delivered, so it leaves the record of started entries and the stream.
  * Entries between the watermark and the cursor are in delivery; a new owner finishes those that
  * had not started. It also counts the entries read, for the check of entries trimmed unread.
