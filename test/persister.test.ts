@@ -12,6 +12,7 @@ import { encodeMessageRecord } from "../core/adapters/kafka";
 import { createMessageRepository, type PostgresMessageRepository } from "../core/adapters/message-repository";
 import { createLogger } from "../core/logger";
 import type { ChatMessage } from "../core/schemas";
+import { freePort } from "../local/services/process";
 import { createTestDatabase, type TestDatabase } from "../prisma/test-database";
 import { createPersister, type Persister } from "../worker/persister";
 import { DEAD_LETTER_HEADERS, type DeadLetterEnvelope } from "../worker/persister-dead-letter";
@@ -351,8 +352,6 @@ describe("as a process", () => {
     return { child, exited, output: () => output };
   }
 
-  const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
   async function healthStatus(port: number): Promise<number | undefined> {
     try {
       return (await fetch(`http://127.0.0.1:${port}/health`)).status;
@@ -365,7 +364,7 @@ describe("as a process", () => {
     const { topic, dlq } = await createTopics(3);
     const room = unique("term");
     const groupId = unique("g");
-    const port = freePort();
+    const port = await freePort();
     const first = spawnPersister(topic, dlq, groupId, port);
     await waitFor("the health endpoint to answer 200", async () =>
       (await healthStatus(port)) === 200 ? true : undefined,
@@ -399,7 +398,7 @@ describe("as a process", () => {
     expect(storedAfterStop.size).toBeGreaterThanOrEqual(committedTotal);
 
     await stream;
-    const second = spawnPersister(topic, dlq, groupId, freePort());
+    const second = spawnPersister(topic, dlq, groupId, await freePort());
     const stored = await waitForStored(room, all.length);
     expect(stored.size).toBe(all.length);
     expect([...stored.values()].every((n) => n === 1)).toBe(true);
@@ -411,7 +410,7 @@ describe("as a process", () => {
     const { topic, dlq } = await createTopics(4);
     const room = unique("pair");
     const groupId = unique("g");
-    const ports = [freePort(), freePort()];
+    const ports = [await freePort(), await freePort()];
     const a = spawnPersister(topic, dlq, groupId, ports[0] as number);
     const b = spawnPersister(topic, dlq, groupId, ports[1] as number);
     for (const port of ports) {

@@ -21,6 +21,7 @@ import {
   startPostgres,
   startRedis,
 } from "../local/services";
+import { freePort, portFree } from "../local/services/process";
 
 // jest 30 reads testTimeout only from the top-level config, not from a project's, so say it here:
 // starting a broker of our own, killing and restarting it takes tens of seconds on a busy machine.
@@ -155,6 +156,19 @@ describe("the services global-setup provides", () => {
       client.destroy();
     }
   });
+});
+
+test("freePort picks free ports below the range of outgoing connections, never the same one twice", async () => {
+  // A port from that range can be taken by any connection the machine opens (the first run's Kafka
+  // download, a client of another service) before the service it was picked for binds it.
+  const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+  const ports: number[] = [];
+  for (let i = 0; i < 20; i++) ports.push(await freePort());
+  expect(new Set(ports).size).toBe(20);
+  for (const port of ports) {
+    expect(port).toBeLessThan(low);
+    expect(await portFree(port)).toBe(true);
+  }
 });
 
 describe("services started for one test", () => {

@@ -14,8 +14,48 @@ import type { RunningService } from "./types";
 /** The repository's root (this file is local/services/process.ts). */
 export const repoRoot = resolve(__dirname, "..", "..");
 
+/**
+ * The range the OS takes local ports of outgoing connections from (Linux; undefined elsewhere). A
+ * port found free there can be taken by any connection this machine opens (a download, a client
+ * of another service) between the moment it is found and the moment a service binds it.
+ */
+function outgoingPortRange(): [number, number] | undefined {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return low && high ? [low, high] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The lowest port freePort picks below the range of outgoing connections. */
+const LOWEST_PICKED_PORT = 15000;
+/** Ports this process has handed out, not handed out twice. */
+const handedOut = new Set<number>();
+
+/**
+ * A port that is free on 127.0.0.1 right now, for a service about to bind it. Where the OS says
+ * which ports its outgoing connections use, the port is picked below them (a few tries), so none
+ * of them can take it before the service binds; otherwise, or when no try was free, the OS picks.
+ */
+export async function freePort(): Promise<number> {
+  const low = outgoingPortRange()?.[0];
+  if (low !== undefined && low > LOWEST_PICKED_PORT + 1000) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const port = LOWEST_PICKED_PORT + Math.floor(Math.random() * (low - LOWEST_PICKED_PORT));
+      if (handedOut.has(port) || !(await portFree(port))) continue;
+      handedOut.add(port);
+      return port;
+    }
+  }
+  return osPort();
+}
+
 /** Asks the OS for a port that is free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
+function osPort(): Promise<number> {
   return new Promise((done, fail) => {
     const server = createServer();
     server.unref();
